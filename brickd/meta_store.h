@@ -1,0 +1,87 @@
+// The brick's metadata index in RocksDB under BRICK/.mortar/meta: GFID -> kernel file handle,
+// GFID -> (parent, name) links for GFID-to-path answers, replication changelogs and the heal
+// index. File data and the GFIDs themselves live in the brick's files (xattrs), so this index
+// can always be rebuilt from the brick.
+//
+// Thread-safe.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/gfid.h"
+#include "common/result.h"
+#include "proto/brick.pb.h"
+
+namespace rocksdb {
+class DB;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace mortar::brickd {
+
+struct InodeRecord {
+  uint64_t ino = 0;  // st_ino, to tell a copied GFID xattr from a hard link
+  int handle_type = 0;
+  std::string handle;  // struct file_handle's f_handle bytes
+};
+
+struct Link {
+  Gfid parent;
+  std::string name;
+};
+
+class MetaStore {
+ public:
+  // Opens or creates the store in `dir`.
+  static Result<std::unique_ptr<MetaStore>> open(const std::string& dir);
+  ~MetaStore();
+
+  // Several index changes applied atomically by commit().
+  class Batch {
+   public:
+    Batch();
+    ~Batch();
+    void put_inode(const Gfid& gfid, const InodeRecord& rec);
+    // Removes the inode with everything kept about it (links, changelog, heal index).
+    void remove_inode(const Gfid& gfid, const std::vector<Link>& links);
+    void add_link(const Gfid& gfid, const Gfid& parent, std::string_view name);
+    void remove_link(const Gfid& gfid, const Gfid& parent, std::string_view name);
+    size_t count() const;
+
+   private:
+    friend class MetaStore;
+    std::unique_ptr<rocksdb::WriteBatch> wb_;
+  };
+  Result<void> commit(Batch& batch);
+
+  Result<std::optional<InodeRecord>> get_inode(const Gfid& gfid);
+  Result<std::vector<Link>> links(const Gfid& gfid);
+  Result<bool> has_link(const Gfid& gfid, const Gfid& parent, std::string_view name);
+
+  // Adds `delta` to the inode's changelog and answers the new value; all-zero deltas read.
+  // The inode enters the heal index while any counter is non-zero.
+  Result<pb::Changelog> apply_changelog(const Gfid& gfid, const pb::Changelog& delta);
+  // GFIDs in the heal index, in key order, at most `max`.
+  Result<std::vector<Gfid>> heal_index(size_t max);
+
+  Result<std::optional<std::string>> get_meta(std::string_view key);
+  Result<void> put_meta(std::string_view key, std::string_view value);
+  // Drops every inode and link record (before a rebuild from the brick).
+  Result<void> clear_inodes();
+
+  // Makes every change so far durable (fsync of the write-ahead log).
+  Result<void> sync();
+
+ private:
+  explicit MetaStore(std::unique_ptr<rocksdb::DB> db);
+  std::unique_ptr<rocksdb::DB> db_;
+  // Striped by GFID: the changelog read-modify-write of one inode is serialised.
+  std::array<std::mutex, 64> changelog_locks_;
+};
+
+}  // namespace mortar::brickd
