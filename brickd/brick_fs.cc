@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 
 #include "common/log.h"
 #include "common/protocol.h"
@@ -670,7 +671,10 @@ Result<UniqueFd> BrickFs::open(const Gfid& gfid, uint32_t flags) {
 }
 
 Result<UniqueFd> BrickFs::opendir(const Gfid& gfid) {
-  return open_handle(gfid, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  auto fd = open_handle(gfid, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  // A symlink is not a directory, whatever it points to.
+  if (!fd && fd.error().value == ELOOP) return fail(ENOTDIR);
+  return fd;
 }
 
 Result<pb::StatfsRsp> BrickFs::statfs() {
@@ -893,9 +897,11 @@ Result<std::vector<std::string>> BrickFs::listxattr(const Gfid& gfid, int fd) {
   std::string raw(1024, '\0');
   std::string path;
   bool follow = true;
+  std::optional<InodeRef> ref;  // keeps the descriptor behind `path` open
   if (fd < 0) {
-    auto ref = inode(gfid);
-    if (!ref) return fail(ref.error());
+    auto r = inode(gfid);
+    if (!r) return fail(r.error());
+    ref = std::move(*r);
     if (!ref->reachable()) return std::vector<std::string>{};
     path = ref->path();
     follow = ref->follow();

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <condition_variable>
@@ -66,7 +67,26 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600));
   app.add_flag("--rebuild-index", rebuild_index,
                "Rebuild the GFID index from the brick's files before serving");
+  std::vector<std::string> inject_delay;
+  app.add_option("--inject-delay", inject_delay,
+                 "Testing only: PROC:MS makes every PROC call (e.g. FSYNC) take MS longer on its "
+                 "disk thread");
   CLI11_PARSE(app, argc, argv);
+
+  std::vector<std::pair<uint32_t, uint32_t>> delays;
+  for (const auto& d : inject_delay) {
+    auto colon = d.find(':');
+    mortar::pb::Proc proc;
+    uint32_t ms = 0;
+    auto ms_text = colon == std::string::npos ? std::string() : d.substr(colon + 1);
+    auto [end, ec] = std::from_chars(ms_text.data(), ms_text.data() + ms_text.size(), ms);
+    if (colon == std::string::npos || !mortar::pb::Proc_Parse(d.substr(0, colon), &proc) ||
+        ec != std::errc() || end != ms_text.data() + ms_text.size()) {
+      std::fprintf(stderr, "mortar-brickd: --inject-delay '%s' is not PROC:MS\n", d.c_str());
+      return 2;
+    }
+    delays.emplace_back(static_cast<uint32_t>(proc), ms);
+  }
 
   auto endpoint = parse_host_port(listen);
   if (!endpoint) {
@@ -95,7 +115,8 @@ int main(int argc, char** argv) {
   }
 
   boost::asio::io_context io;
-  brickd::BrickService service(**fs, {volume, brick_name, auth_allow, auth_reject, io_threads});
+  brickd::BrickService service(**fs,
+                              {volume, brick_name, auth_allow, auth_reject, io_threads, delays});
   rpc::RpcServer::Options server_options;
   server_options.idle_timeout = std::chrono::seconds(idle_timeout_s);
   rpc::RpcServer server(io, service, server_options);

@@ -162,6 +162,9 @@ void BrickService::offload(const rpc::ConnectionPtr& conn, rpc::Frame& frame, Fn
   asio::post(*pool_, [this, conn, session = conn->context<Session>(), frame = std::move(frame),
                       fn = std::move(fn)]() mutable {
     Req req;
+    for (const auto& [proc, ms] : options_.inject_delay_ms) {
+      if (proc == frame.header.proc) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    }
     if (!req.ParseFromString(frame.message)) {
       conn->close("undecodable " + proc_label(frame.header.proc) + " request");
     } else {

@@ -34,6 +34,9 @@ class BrickService : public rpc::ServiceHandler {
     std::vector<std::string> auth_allow;
     std::vector<std::string> auth_reject;
     size_t io_threads = 16;
+    // Fault injection for tests: each call of procedure `first` sleeps `second` ms on its
+    // disk thread, as if the disk were slow.
+    std::vector<std::pair<uint32_t, uint32_t>> inject_delay_ms;
   };
 
   BrickService(BrickFs& fs, Options options);

@@ -43,7 +43,7 @@ asio::awaitable<Result<void>> BrickClient::handshake() {
   CallOptions co;
   co.setup = true;
   co.deadline = rpc::RpcClient::Clock::now() + options_.rpc.ping_timeout;
-  auto rsp = co_await call<pb::HandshakeRsp>(pb::HANDSHAKE, req, co);
+  Result<pb::HandshakeRsp> rsp = co_await call<pb::HandshakeRsp>(pb::HANDSHAKE, req, co);
   if (!rsp) {
     if (rsp.error().value == EACCES) {
       MLOG_WARN("{}: the brick refused this client (auth.allow/auth.reject)", rpc_.options().name);
@@ -57,27 +57,29 @@ asio::awaitable<Result<void>> BrickClient::handshake() {
     std::lock_guard lock(mu_);
     server_info_ = std::move(*rsp);
   }
-  if (reconnect_hook_) co_return co_await reconnect_hook_();
-  co_return ok();
+  if (!reconnect_hook_) co_return ok();
+  Result<void> reopened = co_await reconnect_hook_();
+  co_return reopened;
 }
 
 asio::awaitable<Result<std::pair<pb::ReadRsp, Buffer>>> BrickClient::read(const pb::ReadReq& req,
                                                                          CallOptions options) {
-  auto reply = co_await rpc_.call(pb::READ, req, {}, options);
+  return parse_read(rpc_.call(pb::READ, req, Buffer(), options), req.size());
+}
+
+asio::awaitable<Result<std::pair<pb::ReadRsp, Buffer>>> BrickClient::parse_read(
+    asio::awaitable<Result<rpc::Reply>> pending, uint32_t size) {
+  Result<rpc::Reply> reply = co_await std::move(pending);
   if (!reply) co_return fail(reply.error());
   pb::ReadRsp rsp;
   if (!rsp.ParseFromString(reply->message)) co_return fail(EPROTO);
-  if (reply->data.size() > req.size()) co_return fail(EPROTO);
+  if (reply->data.size() > size) co_return fail(EPROTO);
   co_return std::pair{std::move(rsp), std::move(reply->data)};
 }
 
 asio::awaitable<Result<pb::WriteRsp>> BrickClient::write(const pb::WriteReq& req, Buffer data,
                                                         CallOptions options) {
-  auto reply = co_await rpc_.call(pb::WRITE, req, std::move(data), options);
-  if (!reply) co_return fail(reply.error());
-  pb::WriteRsp rsp;
-  if (!rsp.ParseFromString(reply->message)) co_return fail(EPROTO);
-  co_return rsp;
+  return parse_reply<pb::WriteRsp>(rpc_.call(pb::WRITE, req, std::move(data), options));
 }
 
 }  // namespace mortar

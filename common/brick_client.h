@@ -46,15 +46,12 @@ class BrickClient {
   // What the brick said in the last successful handshake.
   pb::HandshakeRsp server_info() const;
 
-  // One call with a parsed answer. Rsp is the procedure's answer message.
+  // One call with a parsed answer. Rsp is the procedure's answer message. `req` is
+  // serialised before call() returns.
   template <class Rsp>
   boost::asio::awaitable<Result<Rsp>> call(pb::Proc proc, const google::protobuf::MessageLite& req,
                                            CallOptions options = {}) {
-    auto reply = co_await rpc_.call(proc, req, {}, options);
-    if (!reply) co_return fail(reply.error());
-    Rsp rsp;
-    if (!rsp.ParseFromString(reply->message)) co_return fail(EPROTO);
-    co_return rsp;
+    return parse_reply<Rsp>(rpc_.call(proc, req, Buffer(), options));
   }
   boost::asio::awaitable<Result<std::pair<pb::ReadRsp, Buffer>>> read(const pb::ReadReq& req,
                                                                       CallOptions options = {});
@@ -62,6 +59,17 @@ class BrickClient {
                                                      CallOptions options = {});
 
  private:
+  template <class Rsp>
+  static boost::asio::awaitable<Result<Rsp>> parse_reply(
+      boost::asio::awaitable<Result<rpc::Reply>> pending) {
+    Result<rpc::Reply> reply = co_await std::move(pending);
+    if (!reply) co_return fail(reply.error());
+    Rsp rsp;
+    if (!rsp.ParseFromString(reply->message)) co_return fail(EPROTO);
+    co_return rsp;
+  }
+  static boost::asio::awaitable<Result<std::pair<pb::ReadRsp, Buffer>>> parse_read(
+      boost::asio::awaitable<Result<rpc::Reply>> pending, uint32_t size);
   boost::asio::awaitable<Result<void>> handshake();
 
   Options options_;

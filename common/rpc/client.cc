@@ -283,25 +283,34 @@ void RpcClient::stop() {
 asio::awaitable<Result<Reply>> RpcClient::call(uint32_t proc,
                                                const google::protobuf::MessageLite& request,
                                                Buffer data, CallOptions options) {
-  auto impl = impl_;
-  // Serialise on the caller's thread; the strand only queues bytes.
+  // Not a coroutine: the request is serialised now, while the caller's reference is valid,
+  // even if the returned awaitable only starts later.
   OutFrame frame = make_frame(Kind::kCall, 0, proc, 0, &request, std::move(data));
+  return send_frame(impl_, std::move(frame), options);
+}
+
+asio::awaitable<Result<Reply>> RpcClient::send_frame(std::shared_ptr<Impl> impl, OutFrame frame,
+                                                     CallOptions options) {
   if (frame.data.size() > impl->options.limits.max_data ||
       frame.head.size() - kHeaderSize > impl->options.limits.max_message) {
     co_return fail(EMSGSIZE);
   }
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Result<Reply>)>(
-      [impl, frame = std::move(frame), options](auto handler) mutable {
-        auto ex = asio::get_associated_executor(handler, impl->strand);
-        ReplyHandler done = [ex, h = std::move(handler)](Result<Reply> r) mutable {
-          asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
-        };
-        asio::dispatch(impl->strand, [impl, frame = std::move(frame), options,
-                                      done = std::move(done)]() mutable {
-          impl->start_call(std::move(frame), options, std::move(done));
-        });
-      },
-      asio::use_awaitable);
+  // Named locals, not temporaries inside the co_await: g++ 12 destroys some temporaries of a
+  // co_await expression twice.
+  auto initiate = [impl, frame = std::move(frame), options](auto handler) mutable {
+    auto ex = asio::get_associated_executor(handler, impl->strand);
+    ReplyHandler done = [ex, h = std::move(handler)](Result<Reply> r) mutable {
+      asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
+    };
+    asio::dispatch(impl->strand, [impl, frame = std::move(frame), options,
+                                  done = std::move(done)]() mutable {
+      impl->start_call(std::move(frame), options, std::move(done));
+    });
+  };
+  Result<Reply> result =
+      co_await asio::async_initiate<decltype(asio::use_awaitable), void(Result<Reply>)>(
+          std::move(initiate), asio::use_awaitable);
+  co_return result;
 }
 
 asio::awaitable<bool> RpcClient::wait_up(Duration timeout) {

@@ -78,7 +78,8 @@ class RpcClient {
   void stop();
 
   // ENOTCONN when not connected, ETIMEDOUT past the deadline, EMSGSIZE over the limits, EPROTO
-  // for a malformed answer; otherwise the errno the peer answered, or its reply.
+  // for a malformed answer; otherwise the errno the peer answered, or its reply. `request` is
+  // serialised before call() returns, so it need not outlive the returned awaitable.
   boost::asio::awaitable<Result<Reply>> call(uint32_t proc,
                                              const google::protobuf::MessageLite& request,
                                              Buffer data = {},
@@ -91,6 +92,8 @@ class RpcClient {
 
  private:
   struct Impl;
+  static boost::asio::awaitable<Result<Reply>> send_frame(std::shared_ptr<Impl> impl,
+                                                          OutFrame frame, CallOptions options);
   std::shared_ptr<Impl> impl_;
 };
 

@@ -76,7 +76,9 @@ asio::awaitable<void> ServerConnection::idle_loop() {
   auto self = shared_from_this();
   while (stream_->is_open()) {
     auto timeout = std::chrono::milliseconds(idle_timeout_ms_.load());
-    idle_timer_.expires_after(std::max(timeout / 4, std::chrono::milliseconds(50)));
+    // Re-read every second at most, so a timeout shortened by the handshake applies soon.
+    idle_timer_.expires_after(std::clamp(timeout / 4, std::chrono::milliseconds(25),
+                                         std::chrono::milliseconds(1000)));
     co_await idle_timer_.async_wait(use_nothrow);
     if (!stream_->is_open()) break;
     if (std::chrono::steady_clock::now() - last_rx_ > timeout) {
