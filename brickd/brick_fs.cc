@@ -33,7 +33,9 @@ std::string proc_path(int dirfd, std::string_view name) {
 
 struct HandleBuf {
   alignas(struct file_handle) char bytes[sizeof(struct file_handle) + kMaxHandleSize];
-  struct file_handle* get() { return reinterpret_cast<struct file_handle*>(bytes); }
+  struct file_handle* get() {
+    return reinterpret_cast<struct file_handle*>(bytes);
+  }
 };
 
 Result<struct stat> stat_fd(int fd) {
@@ -153,7 +155,9 @@ class BrickFs::InodeRef {
 
   bool is_symlink() const { return S_ISLNK(st.st_mode); }
   // The path for xattr/chmod/utimens calls, and whether those calls must follow it.
-  std::string path() const { return is_symlink() ? proc_path(parent.get(), name) : proc_path(fd.get()); }
+  std::string path() const {
+    return is_symlink() ? proc_path(parent.get(), name) : proc_path(fd.get());
+  }
   bool follow() const { return !is_symlink(); }
   bool reachable() const { return !is_symlink() || parent.valid(); }
 };
@@ -185,9 +189,10 @@ Result<std::unique_ptr<BrickFs>> BrickFs::open(const Options& options) {
     if (::fsetxattr(root.get(), kVolumeXattr, options.volume.data(), options.volume.size(),
                     XATTR_CREATE) != 0) {
       int err = errno;
-      MLOG_ERROR("cannot mark {} as a brick of '{}': {} (mortar-brickd needs root for trusted.* "
-                 "xattrs)",
-                 options.brick_dir, options.volume, std::strerror(err));
+      MLOG_ERROR(
+          "cannot mark {} as a brick of '{}': {} (mortar-brickd needs root for trusted.* "
+          "xattrs)",
+          options.brick_dir, options.volume, std::strerror(err));
       return fail(err);
     }
   }
@@ -227,14 +232,14 @@ Result<std::unique_ptr<BrickFs>> BrickFs::open(const Options& options) {
   int mount_id = 0;
   if (::name_to_handle_at(root.get(), "", hb.get(), &mount_id, AT_EMPTY_PATH) != 0) {
     int err = errno;
-    MLOG_ERROR("brick {}: its file system has no file handles ({}); mortar needs ext4, XFS, "
-               "btrfs or another exportable file system",
-               options.brick_dir, std::strerror(err));
+    MLOG_ERROR(
+        "brick {}: its file system has no file handles ({}); mortar needs ext4, XFS, "
+        "btrfs or another exportable file system",
+        options.brick_dir, std::strerror(err));
     return fail(err);
   }
 
-  auto meta =
-      MetaStore::open(options.brick_dir + "/" + std::string(kBrickMetaDir) + "/meta");
+  auto meta = MetaStore::open(options.brick_dir + "/" + std::string(kBrickMetaDir) + "/meta");
   if (!meta) return fail(meta.error());
 
   std::unique_ptr<BrickFs> fs(new BrickFs(std::move(root), mount_id, std::move(*meta), brick_id));
@@ -334,9 +339,10 @@ Result<void> BrickFs::index_entry(int dirfd, std::string_view name, const Gfid& 
       if (old) {
         auto ost = stat_fd(old->get());
         if (ost && ost->st_nlink > 0) {
-          MLOG_WARN("GFID {} is carried by two inodes ({} and {}, named '{}'); refusing the "
-                    "second",
-                    gfid.str(), (*rec)->ino, st.st_ino, name);
+          MLOG_WARN(
+              "GFID {} is carried by two inodes ({} and {}, named '{}'); refusing the "
+              "second",
+              gfid.str(), (*rec)->ino, st.st_ino, name);
           return fail(EIO);
         }
       }
@@ -348,9 +354,9 @@ Result<void> BrickFs::index_entry(int dirfd, std::string_view name, const Gfid& 
       return fail_errno();
     }
     if (mount_id != mount_id_) return fail(EXDEV);
-    InodeRecord r{static_cast<uint64_t>(st.st_ino), hb.get()->handle_type,
-                  std::string(reinterpret_cast<const char*>(hb.get()->f_handle),
-                              hb.get()->handle_bytes)};
+    InodeRecord r{
+        static_cast<uint64_t>(st.st_ino), hb.get()->handle_type,
+        std::string(reinterpret_cast<const char*>(hb.get()->f_handle), hb.get()->handle_bytes)};
     batch.put_inode(gfid, r);
     batch.add_link(gfid, parent, name);
   } else {
@@ -459,8 +465,8 @@ Result<BrickFs::Created> BrickFs::create(const pb::CreateReq& req) {
   auto dir = dir_fd(parent);
   if (!dir) return fail(dir.error());
   uint32_t flags = sanitize_open_flags(req.flags()) & ~static_cast<uint32_t>(O_TRUNC);
-  UniqueFd fd(::openat(dir->get(), req.name().c_str(), flags | O_CREAT | O_EXCL,
-                       req.mode() & 07777));
+  UniqueFd fd(
+      ::openat(dir->get(), req.name().c_str(), flags | O_CREAT | O_EXCL, req.mode() & 07777));
   if (!fd.valid()) {
     if (errno != EEXIST || (req.flags() & O_EXCL)) return fail_errno();
     // Created by someone else since the caller looked: open what is there, as open(2) would.
@@ -772,8 +778,7 @@ Result<std::pair<pb::Iatt, pb::Iatt>> BrickFs::truncate(const Gfid& gfid, uint64
   return ftruncate(fd->get(), gfid, size);
 }
 
-Result<std::pair<pb::Iatt, pb::Iatt>> BrickFs::ftruncate(int fd, const Gfid& gfid,
-                                                         uint64_t size) {
+Result<std::pair<pb::Iatt, pb::Iatt>> BrickFs::ftruncate(int fd, const Gfid& gfid, uint64_t size) {
   auto pre = fgetattr(fd, gfid);
   if (!pre) return fail(pre.error());
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) return fail_errno();
@@ -801,8 +806,8 @@ Result<Buffer> BrickFs::read(int fd, uint64_t offset, uint32_t size) {
 Result<size_t> BrickFs::write(int fd, uint64_t offset, std::string_view data) {
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done,
-                         static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       if (done > 0) break;
@@ -852,6 +857,7 @@ Result<pb::ReaddirRsp> BrickFs::readdir(int fd, const Gfid& dir, uint64_t offset
       e->set_name(std::string(name));
       e->set_offset(static_cast<uint64_t>(d->d_off));
       e->set_type(d->d_type);
+      e->set_ino(d->d_ino);
       if (plus && name != "." && name != "..") {
         auto attr = stat_entry(fd, dir, name);
         if (attr) {
@@ -976,8 +982,8 @@ Result<size_t> BrickFs::rebuild_index() {
       }
       ++count;
       if (S_ISDIR(st.st_mode)) {
-        UniqueFd sub(::openat(dir.fd.get(), e->d_name,
-                              O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        UniqueFd sub(
+            ::openat(dir.fd.get(), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (sub.valid()) stack.push_back(Dir{std::move(sub), *g});
       }
     }

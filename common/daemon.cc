@@ -11,7 +11,7 @@
 
 namespace mortar {
 
-Result<void> Daemon::detach() {
+Result<void> Daemon::detach(std::function<void()> on_failure) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return fail_errno();
   pid_t pid = ::fork();
@@ -24,6 +24,7 @@ Result<void> Daemon::detach() {
     while ((n = ::read(fds[0], buf, sizeof buf)) > 0) message.append(buf, static_cast<size_t>(n));
     if (message == "ok") ::_exit(0);
     if (message.empty()) message = "daemon exited during start-up";
+    if (on_failure) on_failure();
     std::fprintf(stderr, "%s\n", message.c_str());
     ::_exit(1);
   }

@@ -2,6 +2,7 @@
 // waits on a pipe and exits 0 only once the child reports ready, or 1 with the child's reason.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "common/result.h"
@@ -10,9 +11,10 @@ namespace mortar {
 
 class Daemon {
  public:
-  // Forks; the parent waits for report_ready/report_failure and exits with the outcome. In
-  // the child: new session, stdin/stdout to /dev/null (stderr too once ready).
-  Result<void> detach();
+  // Forks; the parent waits for report_ready/report_failure and exits with the outcome, after
+  // running `on_failure` if the child failed or died first. In the child: new session,
+  // stdin/stdout to /dev/null (stderr too once ready).
+  Result<void> detach(std::function<void()> on_failure = {});
   // Start-up finished: the waiting parent exits 0. No effect in the foreground.
   void report_ready();
   // Start-up failed: the reason goes to stderr (through the parent when detached).

@@ -16,14 +16,17 @@
 
 namespace mortar::test {
 
-TempDir::TempDir(const std::string& prefix) {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/" + prefix + "-XXXXXX";
+TempDir::TempDir(const std::string& prefix, const std::string& base) {
+  const char* env = std::getenv("TMPDIR");
+  std::string root = !base.empty() ? base : (env && *env ? env : "/tmp");
+  std::string tmpl = root + "/" + prefix + "-XXXXXX";
   if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
   path_ = tmpl;
 }
 
 TempDir::~TempDir() {
+  // MORTAR_KEEP_TEST_DIRS=1 keeps logs and bricks for a post-mortem.
+  if (const char* keep = std::getenv("MORTAR_KEEP_TEST_DIRS"); keep && *keep == '1') return;
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }
@@ -60,6 +63,9 @@ Process Process::spawn(const std::vector<std::string>& argv, const std::string& 
         ::close(fd);
       }
     }
+    // Nothing of the test's may leak into the child: an inherited descriptor of a file on a
+    // FUSE mount keeps that mount alive after it is unmounted.
+    ::close_range(3, ~0U, 0);
     ::execv(args[0], args.data());
     ::_exit(127);
   }
@@ -127,7 +133,12 @@ uint16_t free_port(const std::string& address) {
   return ntohs(sa.sin_port);
 }
 
-std::string bin(const std::string& name) { return std::string(MORTAR_BIN_DIR) + "/" + name; }
+std::string bin(const std::string& name) {
+  std::string path = MORTAR_BIN_DIR;
+  path += '/';
+  path += name;
+  return path;
+}
 
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -20,7 +20,8 @@ namespace mortar::test {
 // A fresh directory under $TMPDIR (default /tmp), removed with everything in it.
 class TempDir {
  public:
-  explicit TempDir(const std::string& prefix = "mortar-test");
+  // Under `base`, or $TMPDIR, or /tmp.
+  explicit TempDir(const std::string& prefix = "mortar-test", const std::string& base = "");
   ~TempDir();
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

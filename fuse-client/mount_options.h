@@ -1,0 +1,37 @@
+// Mount options of mortar-fuse and mount.mortar: what `-o` may say, in mortar's spelling and
+// in GlusterFS's. Unknown options are warned about and ignored, never fatal (a stray `nofail`
+// must not keep a web head from booting).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "translators/options.h"
+
+namespace mortar::fuse {
+
+struct MountOptions {
+  std::string volfile;                       // volfile=FILE: mount this graph
+  std::vector<std::string> volfile_servers;  // HOST of HOST:/VOL, then backup-volfile-servers
+  std::string volume;                        // VOL of HOST:/VOL
+  std::string log_file;
+  std::string pid_file;  // pid-file=PATH: where the mount daemon writes its PID
+  std::string log_level = "info";
+  double entry_timeout = 1.0;  // seconds the kernel may trust a name
+  double attr_timeout = 1.0;   // seconds the kernel may trust attributes
+  double negative_timeout = 0.0;
+  bool writeback_cache = false;
+  uint32_t max_write = 1u << 20;
+  bool direct_io = false;
+  bool read_only = false;
+  bool debug = false;                       // log every operation
+  std::vector<std::string> kernel_options;  // passed to mount(2): nodev, noatime, ...
+};
+
+// Applies one comma-separated option list. Malformed values of known options are errors;
+// unknown options only add to `warnings`.
+xl::Checked<void> apply_mount_options(std::string_view list, MountOptions& out,
+                                      std::vector<std::string>& warnings);
+
+}  // namespace mortar::fuse
