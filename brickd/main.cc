@@ -35,8 +35,8 @@ int main(int argc, char** argv) {
   std::string pid_file;
   bool foreground = false;
   bool rebuild_index = false;
-  size_t io_threads = 16;
-  size_t net_threads = 2;
+  size_t io_threads = 8;
+  size_t net_threads = 1;
   std::vector<std::string> auth_allow;
   std::vector<std::string> auth_reject;
   uint32_t idle_timeout_s = 30;

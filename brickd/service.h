@@ -33,7 +33,7 @@ class BrickService : public rpc::ServiceHandler {
     std::string brick_name;
     std::vector<std::string> auth_allow;
     std::vector<std::string> auth_reject;
-    size_t io_threads = 16;
+    size_t io_threads = 8;
     // Fault injection for tests: each call of procedure `first` sleeps `second` ms on its
     // disk thread, as if the disk were slow.
     std::vector<std::pair<uint32_t, uint32_t>> inject_delay_ms;

@@ -640,6 +640,8 @@ struct FuseBridge::Callbacks {
     } else {
       conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     }
+    // Requests are read with plain read(2) on the I/O threads (session_loop.cc).
+    conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     conn->max_write = self->options_.max_write;
     conn->max_readahead = std::max(conn->max_readahead, 1u << 20);
     conn->time_gran = 1;

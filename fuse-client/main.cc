@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <future>
 #include <boost/asio/io_context.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +22,7 @@
 #include "common/log.h"
 #include "fuse-client/bridge.h"
 #include "fuse-client/mount_options.h"
+#include "fuse-client/session_loop.h"
 #include "translators/graph.h"
 #include "translators/volfile.h"
 
@@ -33,7 +37,7 @@ struct Invocation {
   fuse::MountOptions options;
   bool foreground = false;
   double wait_up_seconds = 10;
-  unsigned threads = 2;
+  unsigned threads = 1;
 };
 
 int fail_usage(const std::string& program, const std::string& message) {
@@ -179,15 +183,28 @@ int run(const std::string& program, Invocation inv) {
   }
   daemon.report_ready();
 
-  fuse_set_signal_handlers(se);
-  fuse_loop_config* loop = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(loop, 16);
-  fuse_loop_cfg_set_idle_threads(loop, 4);
-  int rc = fuse_session_loop_mt(se, loop);
-  fuse_loop_cfg_destroy(loop);
+  // The session is served on the I/O threads; the main thread waits for it to end, by unmount
+  // or by a signal.
+  std::promise<void> ended;
+  std::atomic<unsigned> readers{static_cast<unsigned>(threads.size())};
+  for (size_t i = 0; i < threads.size(); ++i) {
+    boost::asio::co_spawn(io, fuse::serve_session(se), [&](std::exception_ptr) {
+      if (--readers == 0) ended.set_value();
+    });
+  }
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  signals.async_wait([se](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    // A lazy unmount: the kernel ends the session once no file on the mount is open any
+    // more, and the readers then see it end.
+    MLOG_INFO("signal {}: unmounting", sig);
+    fuse_session_unmount(se);
+  });
+  ended.get_future().wait();
+  signals.cancel();
   MLOG_INFO("unmounting {}", inv.mountpoint);
-  fuse_remove_signal_handlers(se);
   fuse_session_unmount(se);
+  int rc = 0;
   // Let requests that are still running finish before their graph goes away.
   for (int i = 0; i < 500 && bridge->in_flight() > 0; ++i) std::this_thread::sleep_for(10ms);
   (*graph)->stop();
@@ -226,7 +243,7 @@ int main(int argc, char** argv) {
     app.add_flag("--debug", inv.options.debug, "Log every operation (implies --log-level debug)");
     app.add_option("--wait-up", inv.wait_up_seconds,
                    "Seconds to wait for the bricks before serving (default 10)");
-    app.add_option("--threads", inv.threads, "Threads running the graph (default 2)");
+    app.add_option("--threads", inv.threads, "Threads running the graph and reading /dev/fuse (default 1: on small machines every hand-off between threads costs more than it saves)");
     CLI11_PARSE(app, argc, argv);
     std::string volfile = inv.options.volfile;
     std::string log_file = inv.options.log_file;
