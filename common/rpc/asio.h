@@ -7,7 +7,9 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -23,6 +25,9 @@ namespace mortar {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+// Connections are TCP or Unix-domain stream sockets behind one type.
+using stream_protocol = asio::generic::stream_protocol;
+using stream_socket = stream_protocol::socket;
 
 // Completion token that reports errors as values (a tuple with the error_code first), so no
 // exception crosses the I/O path.

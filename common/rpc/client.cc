@@ -82,13 +82,24 @@ struct RpcClient::Impl : std::enable_shared_from_this<Impl> {
     stream->send(std::move(frame));
   }
 
-  asio::awaitable<Result<tcp::socket>> connect_once() {
+  // A host starting with '/' is a Unix-domain socket path.
+  asio::awaitable<Result<stream_socket>> connect_once() {
+    asio::steady_timer timer(strand, options.connect_timeout);
+    if (options.host.starts_with("/")) {
+      stream_socket socket(strand);
+      stream_protocol::endpoint ep(asio::local::stream_protocol::endpoint(options.host));
+      auto result =
+          co_await (socket.async_connect(ep, use_nothrow) || timer.async_wait(use_nothrow));
+      if (result.index() == 1) co_return fail(ETIMEDOUT);
+      auto [ec] = std::get<0>(result);
+      if (ec) co_return fail(to_errno(ec));
+      co_return std::move(socket);
+    }
     tcp::resolver resolver(strand);
     auto [rec, endpoints] =
         co_await resolver.async_resolve(options.host, std::to_string(options.port), use_nothrow);
     if (rec) co_return fail(EHOSTUNREACH);
     tcp::socket socket(strand);
-    asio::steady_timer timer(strand, options.connect_timeout);
     auto result = co_await (asio::async_connect(socket, endpoints, use_nothrow) ||
                             timer.async_wait(use_nothrow));
     if (result.index() == 1) co_return fail(ETIMEDOUT);
@@ -97,7 +108,8 @@ struct RpcClient::Impl : std::enable_shared_from_this<Impl> {
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     socket.set_option(asio::socket_base::keep_alive(true), ignored);
-    co_return std::move(socket);
+    int family = ep.protocol().family();
+    co_return stream_socket(strand, stream_protocol(family, IPPROTO_TCP), socket.release());
   }
 
   asio::awaitable<void> read_loop(std::shared_ptr<FrameStream> s) {

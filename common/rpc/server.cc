@@ -4,11 +4,16 @@
 
 #include "common/log.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
 namespace mortar::rpc {
 
 using namespace std::chrono_literals;
 
-ServerConnection::ServerConnection(RpcServer& server, uint64_t id, tcp::socket socket)
+ServerConnection::ServerConnection(RpcServer& server, uint64_t id, stream_socket socket)
     : server_(server),
       id_(id),
       strand_(socket.get_executor()),
@@ -16,10 +21,21 @@ ServerConnection::ServerConnection(RpcServer& server, uint64_t id, tcp::socket s
       idle_timeout_ms_(server.options_.idle_timeout.count()) {
   boost::system::error_code ec;
   auto ep = socket.remote_endpoint(ec);
-  if (!ec) {
-    peer_address_ = ep.address().to_string();
-    peer_ = peer_address_ + ":" + std::to_string(ep.port());
+  if (!ec && ep.protocol().family() == AF_INET) {
+    auto* sin = reinterpret_cast<const sockaddr_in*>(ep.data());
+    asio::ip::address_v4 a(ntohl(sin->sin_addr.s_addr));
+    peer_address_ = a.to_string();
+    peer_ = peer_address_ + ":" + std::to_string(ntohs(sin->sin_port));
+  } else if (!ec && ep.protocol().family() == AF_INET6) {
+    auto* sin6 = reinterpret_cast<const sockaddr_in6*>(ep.data());
+    asio::ip::address_v6::bytes_type bytes;
+    std::memcpy(bytes.data(), &sin6->sin6_addr, bytes.size());
+    peer_address_ = asio::ip::address_v6(bytes).to_string();
+    peer_ = "[" + peer_address_ + "]:" + std::to_string(ntohs(sin6->sin6_port));
+  } else {
+    peer_ = "local";
   }
+  // Only meaningful (and only accepted) on TCP connections.
   socket.set_option(tcp::no_delay(true), ec);
   socket.set_option(asio::socket_base::keep_alive(true), ec);
   stream_ = std::make_shared<FrameStream>(std::move(socket), server.options_.limits);
@@ -126,33 +142,56 @@ void ServerConnection::close(std::string reason) {
 }
 
 RpcServer::RpcServer(asio::io_context& io, ServiceHandler& handler, Options options)
-    : io_(io), handler_(handler), options_(options), acceptor_(io) {}
+    : io_(io), handler_(handler), options_(options), acceptor_(io), unix_acceptor_(io) {}
 
 RpcServer::~RpcServer() { stop(); }
+
+Result<void> RpcServer::start_acceptor(Acceptor& acceptor, const stream_protocol::endpoint& ep) {
+  boost::system::error_code ec;
+  acceptor.open(ep.protocol(), ec);
+  if (ec) return fail(to_errno(ec));
+  acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  acceptor.bind(ep, ec);
+  if (ec) return fail(to_errno(ec));
+  acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return fail(to_errno(ec));
+  asio::co_spawn(io_, accept_loop(acceptor), asio::detached);
+  return ok();
+}
 
 Result<uint16_t> RpcServer::listen(const std::string& address, uint16_t port) {
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(address, ec);
   if (ec) return fail(EINVAL);
-  tcp::endpoint ep(addr, port);
-  acceptor_.open(ep.protocol(), ec);
+  if (auto r = start_acceptor(acceptor_, stream_protocol::endpoint(tcp::endpoint(addr, port))); !r) {
+    return fail(r.error());
+  }
+  auto bound = acceptor_.local_endpoint(ec);
   if (ec) return fail(to_errno(ec));
-  acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  acceptor_.bind(ep, ec);
-  if (ec) return fail(to_errno(ec));
-  acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return fail(to_errno(ec));
-  uint16_t bound = acceptor_.local_endpoint(ec).port();
-  asio::co_spawn(io_, accept_loop(), asio::detached);
-  return bound;
+  auto* sa = reinterpret_cast<const sockaddr*>(bound.data());
+  if (sa->sa_family == AF_INET6) {
+    return static_cast<uint16_t>(ntohs(reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port));
+  }
+  return static_cast<uint16_t>(ntohs(reinterpret_cast<const sockaddr_in*>(sa)->sin_port));
 }
 
-asio::awaitable<void> RpcServer::accept_loop() {
-  while (acceptor_.is_open()) {
+Result<void> RpcServer::listen_unix(const std::string& path, unsigned mode) {
+  ::unlink(path.c_str());
+  if (auto r = start_acceptor(unix_acceptor_,
+                              stream_protocol::endpoint(asio::local::stream_protocol::endpoint(path)));
+      !r) {
+    return r;
+  }
+  if (::chmod(path.c_str(), mode) != 0) return fail_errno();
+  return ok();
+}
+
+asio::awaitable<void> RpcServer::accept_loop(Acceptor& acceptor) {
+  while (acceptor.is_open()) {
     // Each socket lives on its own strand: the connection's state needs no locks.
-    auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), use_nothrow);
+    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io_), use_nothrow);
     if (ec) {
-      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
       MLOG_WARN("accept failed: {}", ec.message());
       // Out of descriptors or similar: do not spin.
       asio::steady_timer t(io_, 100ms);
@@ -174,12 +213,14 @@ void RpcServer::stop_accepting() {
   asio::post(io_, [this] {
     boost::system::error_code ec;
     acceptor_.close(ec);
+    unix_acceptor_.close(ec);
   });
 }
 
 void RpcServer::stop() {
   boost::system::error_code ec;
   acceptor_.close(ec);
+  unix_acceptor_.close(ec);
   std::vector<std::shared_ptr<ServerConnection>> conns;
   {
     std::lock_guard lock(mu_);

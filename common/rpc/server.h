@@ -38,11 +38,13 @@ class ServiceHandler {
 class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
  public:
   // `socket` must be bound to a strand: it becomes this connection's executor.
-  ServerConnection(RpcServer& server, uint64_t id, tcp::socket socket);
+  ServerConnection(RpcServer& server, uint64_t id, stream_socket socket);
 
   uint64_t id() const { return id_; }
   const std::string& peer() const { return peer_; }  // "address:port", for logs
+  // The peer's IP address; empty for a Unix-domain connection (a local process).
   const std::string& peer_address() const { return peer_address_; }
+  bool is_local() const { return peer_address_.empty(); }
 
   // Thread-safe. Success answer with the procedure's message and optional data tail.
   void reply(uint64_t xid, const google::protobuf::MessageLite& msg, Buffer data = {});
@@ -98,6 +100,9 @@ class RpcServer {
 
   // Binds and starts accepting. Port 0 picks a free port; the bound port is returned.
   Result<uint16_t> listen(const std::string& address, uint16_t port);
+  // Also accepts on a Unix-domain socket at `path` (replaced if it exists) with file mode
+  // `mode`. May be combined with listen().
+  Result<void> listen_unix(const std::string& path, unsigned mode);
   // Stops accepting new connections; existing ones go on.
   void stop_accepting();
   // Stops accepting and closes every connection, after the answers already queued on it are
@@ -107,13 +112,16 @@ class RpcServer {
 
  private:
   friend class ServerConnection;
-  asio::awaitable<void> accept_loop();
+  using Acceptor = asio::basic_socket_acceptor<stream_protocol>;
+  asio::awaitable<void> accept_loop(Acceptor& acceptor);
+  Result<void> start_acceptor(Acceptor& acceptor, const stream_protocol::endpoint& ep);
   void forget(uint64_t id);
 
   asio::io_context& io_;
   ServiceHandler& handler_;
   Options options_;
-  tcp::acceptor acceptor_;
+  Acceptor acceptor_;
+  Acceptor unix_acceptor_;
   std::atomic<uint64_t> next_id_{1};
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, std::weak_ptr<ServerConnection>> connections_;  // GUARDED_BY(mu_)

@@ -10,7 +10,7 @@ constexpr size_t kReadBufferSize = 64 * 1024;
 constexpr size_t kMaxBatchFrames = 64;
 }  // namespace
 
-FrameStream::FrameStream(tcp::socket socket, Limits limits)
+FrameStream::FrameStream(stream_socket socket, Limits limits)
     : socket_(std::move(socket)), limits_(limits), rbuf_(kReadBufferSize) {}
 
 asio::awaitable<Result<void>> FrameStream::fill(size_t need) {
@@ -118,7 +118,7 @@ void FrameStream::close() {
   if (!open_) return;
   open_ = false;
   boost::system::error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.shutdown(stream_socket::shutdown_both, ignored);
   socket_.close(ignored);
   queue_.clear();
   queued_bytes_ = 0;

@@ -1,4 +1,5 @@
-// One framed connection: buffered frame reads and batched frame writes over a TCP socket.
+// One framed connection: buffered frame reads and batched frame writes over a stream socket
+// (TCP or Unix-domain).
 // Shared by the RPC client and server. Not thread-safe: every call runs on the socket's
 // strand.
 #pragma once
@@ -14,7 +15,7 @@ namespace mortar::rpc {
 
 class FrameStream : public std::enable_shared_from_this<FrameStream> {
  public:
-  FrameStream(tcp::socket socket, Limits limits);
+  FrameStream(stream_socket socket, Limits limits);
 
   // Reads the next frame. EPROTO/EMSGSIZE for a malformed header (the caller closes),
   // ECONNRESET or another errno when the connection ends.
@@ -25,7 +26,7 @@ class FrameStream : public std::enable_shared_from_this<FrameStream> {
   // Closes once everything queued so far has been written.
   void close_after_flush();
   bool is_open() const { return open_; }
-  tcp::socket& socket() { return socket_; }
+  stream_socket& socket() { return socket_; }
   size_t queued_bytes() const { return queued_bytes_; }
 
  private:
@@ -33,7 +34,7 @@ class FrameStream : public std::enable_shared_from_this<FrameStream> {
   asio::awaitable<Result<void>> read_exact(char* out, size_t len);
   void pump();
 
-  tcp::socket socket_;
+  stream_socket socket_;
   Limits limits_;
   bool open_ = true;
 
