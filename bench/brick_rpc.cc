@@ -18,8 +18,8 @@
 #include <boost/asio/use_future.hpp>
 #include <cstdio>
 #include <filesystem>
-#include <map>
 #include <fstream>
+#include <map>
 
 #include "common/log.h"
 #include "tests/support/brick.h"
@@ -118,7 +118,8 @@ int main(int argc, char** argv) {
   app.add_option("--dir", dir, "Where to put the temporary brick");
   app.add_option("--seconds", seconds, "Length of each throughput run");
   app.add_option("--client-threads", client_threads, "Threads running the clients");
-  app.add_option("--brickd-arg", brickd_args, "Extra mortar-brickd argument (repeatable)")->allow_extra_args(false);
+  app.add_option("--brickd-arg", brickd_args, "Extra mortar-brickd argument (repeatable)")
+      ->allow_extra_args(false);
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
 
