@@ -91,8 +91,8 @@ class BrickFs {
 
   // Extended attributes, by GFID (fd < 0) or by open descriptor. Reserved names are hidden.
   Result<std::string> getxattr(const Gfid& gfid, int fd, const std::string& name);
-  Result<void> setxattr(const Gfid& gfid, int fd, const std::string& name,
-                        std::string_view value, int flags);
+  Result<void> setxattr(const Gfid& gfid, int fd, const std::string& name, std::string_view value,
+                        int flags);
   Result<std::vector<std::string>> listxattr(const Gfid& gfid, int fd);
   Result<void> removexattr(const Gfid& gfid, int fd, const std::string& name);
 
@@ -110,8 +110,8 @@ class BrickFs {
   // entry that has none and indexing what the index lacks.
   Result<pb::Iatt> stat_entry(int dirfd, const Gfid& parent, std::string_view name);
   Result<Gfid> entry_gfid(int dirfd, std::string_view name, bool assign);
-  Result<void> index_entry(int dirfd, std::string_view name, const Gfid& gfid,
-                           const Gfid& parent, const struct stat& st);
+  Result<void> index_entry(int dirfd, std::string_view name, const Gfid& gfid, const Gfid& parent,
+                           const struct stat& st);
   // Common tail of every new-entry call: GFID, ownership, index; rolls the entry back on error.
   Result<pb::Iatt> finish_new_entry(int dirfd, const Gfid& parent, std::string_view name,
                                     const std::string& gfid_bytes, uint32_t uid, uint32_t gid,

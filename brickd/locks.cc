@@ -12,9 +12,13 @@ Result<uint64_t> range_end(uint64_t start, uint64_t length) {
 
 namespace {
 
-bool overlaps(const RangeLock& a, const RangeLock& b) { return a.start <= b.end && b.start <= a.end; }
+bool overlaps(const RangeLock& a, const RangeLock& b) {
+  return a.start <= b.end && b.start <= a.end;
+}
 
-bool modes_conflict(LockMode a, LockMode b) { return a == LockMode::kWrite || b == LockMode::kWrite; }
+bool modes_conflict(LockMode a, LockMode b) {
+  return a == LockMode::kWrite || b == LockMode::kWrite;
+}
 
 }  // namespace
 
@@ -54,10 +58,10 @@ void LockTable::apply_range(Space& s, const RangeLock& r) {
     RangeLock merged = r;
     std::vector<RangeLock> rest;
     for (const auto& held : out) {
-      bool touches = held.owner == r.owner && held.mode == r.mode &&
-                     (overlaps(held, merged) ||
-                      (held.end != UINT64_MAX && held.end + 1 == merged.start) ||
-                      (merged.end != UINT64_MAX && merged.end + 1 == held.start));
+      bool touches =
+          held.owner == r.owner && held.mode == r.mode &&
+          (overlaps(held, merged) || (held.end != UINT64_MAX && held.end + 1 == merged.start) ||
+           (merged.end != UINT64_MAX && merged.end + 1 == held.start));
       if (touches) {
         merged.start = std::min(merged.start, held.start);
         merged.end = std::max(merged.end, held.end);

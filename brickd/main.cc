@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <charconv>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <charconv>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <functional>
 #include <thread>
 
 #include "brickd/brick_fs.h"
@@ -67,6 +69,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600));
   app.add_flag("--rebuild-index", rebuild_index,
                "Rebuild the GFID index from the brick's files before serving");
+  std::string options_file;
+  app.add_option("--options-file", options_file,
+                 "File of settings the management daemon may change at run time "
+                 "(auth-allow=..., auth-reject=...); read at start and on SIGHUP");
   std::vector<std::string> inject_delay;
   app.add_option("--inject-delay", inject_delay,
                  "Testing only: PROC:MS makes every PROC call (e.g. FSYNC) take MS longer on its "
@@ -116,7 +122,28 @@ int main(int argc, char** argv) {
 
   boost::asio::io_context io;
   brickd::BrickService service(**fs,
-                              {volume, brick_name, auth_allow, auth_reject, io_threads, delays});
+                               {volume, brick_name, auth_allow, auth_reject, io_threads, delays});
+  auto load_options = [&]() {
+    if (options_file.empty()) return;
+    std::ifstream in(options_file);
+    if (!in) {
+      MLOG_WARN("cannot read options file {}", options_file);
+      return;
+    }
+    std::vector<std::string> allow = auth_allow, reject = auth_reject;
+    std::string line;
+    while (std::getline(in, line)) {
+      auto eq = line.find('=');
+      if (eq == std::string::npos) continue;
+      std::string key = line.substr(0, eq), value = line.substr(eq + 1);
+      if (key == "auth-allow") allow = {value};
+      if (key == "auth-reject") reject = {value};
+    }
+    service.set_auth(allow, reject);
+    MLOG_INFO("options: auth-allow '{}' auth-reject '{}'", allow.empty() ? "" : allow[0],
+              reject.empty() ? "" : reject[0]);
+  };
+  load_options();
   rpc::RpcServer::Options server_options;
   server_options.idle_timeout = std::chrono::seconds(idle_timeout_s);
   rpc::RpcServer server(io, service, server_options);
@@ -133,6 +160,17 @@ int main(int argc, char** argv) {
   }
   MLOG_INFO("serving on {}:{}", endpoint->host, *port);
   daemon.report_ready();
+
+  boost::asio::signal_set reload(io, SIGHUP);
+  std::function<void()> on_reload;
+  on_reload = [&] {
+    reload.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      load_options();
+      on_reload();
+    });
+  };
+  on_reload();
 
   std::mutex mu;
   std::condition_variable cv;

@@ -42,7 +42,8 @@ std::string encode(const InodeRecord& rec) {
 std::optional<InodeRecord> decode(std::string_view v) {
   if (v.size() < 12) return std::nullopt;
   InodeRecord rec;
-  for (int i = 0; i < 8; ++i) rec.ino |= static_cast<uint64_t>(static_cast<uint8_t>(v[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    rec.ino |= static_cast<uint64_t>(static_cast<uint8_t>(v[i])) << (8 * i);
   uint32_t t = 0;
   for (int i = 0; i < 4; ++i) {
     t |= static_cast<uint32_t>(static_cast<uint8_t>(v[8 + i])) << (8 * i);
@@ -144,8 +145,8 @@ Result<std::vector<Link>> MetaStore::links(const Gfid& gfid) {
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     auto k = it->key().ToStringView().substr(prefix.size());
     if (k.size() < Gfid::kSize) continue;
-    out.push_back(Link{*Gfid::from_bytes(k.substr(0, Gfid::kSize)),
-                       std::string(k.substr(Gfid::kSize))});
+    out.push_back(
+        Link{*Gfid::from_bytes(k.substr(0, Gfid::kSize)), std::string(k.substr(Gfid::kSize))});
   }
   if (!it->status().ok()) return fail(log_status(it->status(), "scan"));
   return out;

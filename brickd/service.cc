@@ -115,8 +115,8 @@ struct BrickService::Session {
   std::string process_name;
 
   std::mutex mu;
-  uint64_t next_fd = 1;                                              // GUARDED_BY(mu)
-  std::unordered_map<uint64_t, std::shared_ptr<OpenFile>> files;     // GUARDED_BY(mu)
+  uint64_t next_fd = 1;                                           // GUARDED_BY(mu)
+  std::unordered_map<uint64_t, std::shared_ptr<OpenFile>> files;  // GUARDED_BY(mu)
 
   uint64_t add(UniqueFd fd, const Gfid& gfid, bool is_dir) {
     auto f = std::make_shared<OpenFile>();
@@ -152,6 +152,12 @@ BrickService::BrickService(BrickFs& fs, Options options)
 
 BrickService::~BrickService() { pool_->join(); }
 
+void BrickService::set_auth(std::vector<std::string> allow, std::vector<std::string> reject) {
+  std::lock_guard lock(auth_mu_);
+  options_.auth_allow = std::move(allow);
+  options_.auth_reject = std::move(reject);
+}
+
 uint64_t BrickService::call_count(uint32_t proc) const {
   return proc < calls_.size() ? calls_[proc].load() : 0;
 }
@@ -176,8 +182,7 @@ void BrickService::offload(const rpc::ConnectionPtr& conn, rpc::Frame& frame, Fn
 }
 
 template <class Req>
-bool BrickService::parse_inline(const rpc::ConnectionPtr& conn, const rpc::Frame& frame,
-                                Req& req) {
+bool BrickService::parse_inline(const rpc::ConnectionPtr& conn, const rpc::Frame& frame, Req& req) {
   if (req.ParseFromString(frame.message)) return true;
   conn->close("undecodable " + proc_label(frame.header.proc) + " request");
   return false;
@@ -199,7 +204,14 @@ void BrickService::handshake(const rpc::ConnectionPtr& conn, const rpc::Frame& f
     conn->reply_error(xid, Errno(ENOENT));
     return;
   }
-  if (!address_admitted(conn->peer_address(), options_.auth_allow, options_.auth_reject)) {
+  bool admitted;
+  {
+    std::lock_guard lock(auth_mu_);
+    // Local (Unix-socket) clients are processes of this server: always admitted.
+    admitted = conn->is_local() ||
+               address_admitted(conn->peer_address(), options_.auth_allow, options_.auth_reject);
+  }
+  if (!admitted) {
     MLOG_WARN("client {} refused by auth.allow/auth.reject", conn->peer());
     conn->reply_error(xid, Errno(EACCES));
     return;
@@ -232,8 +244,8 @@ void BrickService::handle_lk(const rpc::ConnectionPtr& conn, const rpc::Frame& f
   LockKind kind = req.flock() ? LockKind::kFlock : LockKind::kPosix;
   // flock locks belong to the open file, POSIX locks to the application's lock owner.
   RangeLock lock{LockOwner{conn->id(), req.flock() ? req.fd() : req.lock_owner()},
-                 lock_mode(req.type()),
-                 req.flock() ? 0 : req.start(), req.flock() ? UINT64_MAX : *end, req.pid()};
+                 lock_mode(req.type()), req.flock() ? 0 : req.start(),
+                 req.flock() ? UINT64_MAX : *end, req.pid()};
   if (req.cmd() == pb::LkReq::GETLK) {
     pb::LkRsp rsp;
     if (auto held = locks_.test_range(kind, "", (*file)->gfid, lock)) {
@@ -340,79 +352,80 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
       return handle_entrylk(conn, frame);
 
     case pb::LOOKUP:
-      return offload<pb::LookupReq>(conn, frame, [this](Session&, pb::LookupReq& req, Buffer&)
-                                                     -> Result<pb::LookupRsp> {
-        pb::LookupRsp rsp;
-        if (req.parent().empty()) {
-          ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
-          ASSIGN_OR_RETURN(*rsp.mutable_attr(), fs_.lookup_gfid(g));
-        } else {
-          ASSIGN_OR_RETURN(Gfid parent, gfid_arg(req.parent()));
-          ASSIGN_OR_RETURN(*rsp.mutable_attr(), fs_.lookup(parent, req.name()));
-        }
-        return rsp;
-      });
+      return offload<pb::LookupReq>(
+          conn, frame, [this](Session&, pb::LookupReq& req, Buffer&) -> Result<pb::LookupRsp> {
+            pb::LookupRsp rsp;
+            if (req.parent().empty()) {
+              ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
+              ASSIGN_OR_RETURN(*rsp.mutable_attr(), fs_.lookup_gfid(g));
+            } else {
+              ASSIGN_OR_RETURN(Gfid parent, gfid_arg(req.parent()));
+              ASSIGN_OR_RETURN(*rsp.mutable_attr(), fs_.lookup(parent, req.name()));
+            }
+            return rsp;
+          });
 
     case pb::GETATTR:
-      return offload<pb::GetattrReq>(conn, frame, [this](Session& s, pb::GetattrReq& req, Buffer&)
-                                                      -> Result<pb::GetattrRsp> {
-        pb::GetattrRsp rsp;
-        if (req.fd() != 0) {
-          ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
-          ASSIGN_OR_RETURN(*rsp.mutable_attr(), fs_.fgetattr(f->fd.get(), f->gfid));
-        } else {
-          ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
-          ASSIGN_OR_RETURN(*rsp.mutable_attr(), fs_.getattr(g));
-        }
-        return rsp;
-      });
+      return offload<pb::GetattrReq>(
+          conn, frame, [this](Session& s, pb::GetattrReq& req, Buffer&) -> Result<pb::GetattrRsp> {
+            pb::GetattrRsp rsp;
+            if (req.fd() != 0) {
+              ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
+              ASSIGN_OR_RETURN(*rsp.mutable_attr(), fs_.fgetattr(f->fd.get(), f->gfid));
+            } else {
+              ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
+              ASSIGN_OR_RETURN(*rsp.mutable_attr(), fs_.getattr(g));
+            }
+            return rsp;
+          });
 
     case pb::SETATTR:
-      return offload<pb::SetattrReq>(conn, frame, [this](Session& s, pb::SetattrReq& req, Buffer&)
-                                                      -> Result<pb::SetattrRsp> {
-        std::pair<pb::Iatt, pb::Iatt> attrs;
-        if (req.fd() != 0) {
-          ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
-          ASSIGN_OR_RETURN(attrs, fs_.fsetattr(f->fd.get(), f->gfid, req));
-        } else {
-          ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
-          ASSIGN_OR_RETURN(attrs, fs_.setattr(g, req));
-        }
-        pb::SetattrRsp rsp;
-        *rsp.mutable_pre() = std::move(attrs.first);
-        *rsp.mutable_post() = std::move(attrs.second);
-        return rsp;
-      });
+      return offload<pb::SetattrReq>(
+          conn, frame, [this](Session& s, pb::SetattrReq& req, Buffer&) -> Result<pb::SetattrRsp> {
+            std::pair<pb::Iatt, pb::Iatt> attrs;
+            if (req.fd() != 0) {
+              ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
+              ASSIGN_OR_RETURN(attrs, fs_.fsetattr(f->fd.get(), f->gfid, req));
+            } else {
+              ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
+              ASSIGN_OR_RETURN(attrs, fs_.setattr(g, req));
+            }
+            pb::SetattrRsp rsp;
+            *rsp.mutable_pre() = std::move(attrs.first);
+            *rsp.mutable_post() = std::move(attrs.second);
+            return rsp;
+          });
 
     case pb::TRUNCATE:
-      return offload<pb::TruncateReq>(conn, frame, [this](Session& s, pb::TruncateReq& req,
-                                                          Buffer&) -> Result<pb::TruncateRsp> {
-        std::pair<pb::Iatt, pb::Iatt> attrs;
-        if (req.fd() != 0) {
-          ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
-          if (f->is_dir) return fail(EISDIR);
-          ASSIGN_OR_RETURN(attrs, fs_.ftruncate(f->fd.get(), f->gfid, req.size()));
-        } else {
-          ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
-          ASSIGN_OR_RETURN(attrs, fs_.truncate(g, req.size()));
-        }
-        pb::TruncateRsp rsp;
-        *rsp.mutable_pre() = std::move(attrs.first);
-        *rsp.mutable_post() = std::move(attrs.second);
-        return rsp;
-      });
+      return offload<pb::TruncateReq>(
+          conn, frame,
+          [this](Session& s, pb::TruncateReq& req, Buffer&) -> Result<pb::TruncateRsp> {
+            std::pair<pb::Iatt, pb::Iatt> attrs;
+            if (req.fd() != 0) {
+              ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
+              if (f->is_dir) return fail(EISDIR);
+              ASSIGN_OR_RETURN(attrs, fs_.ftruncate(f->fd.get(), f->gfid, req.size()));
+            } else {
+              ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
+              ASSIGN_OR_RETURN(attrs, fs_.truncate(g, req.size()));
+            }
+            pb::TruncateRsp rsp;
+            *rsp.mutable_pre() = std::move(attrs.first);
+            *rsp.mutable_post() = std::move(attrs.second);
+            return rsp;
+          });
 
     case pb::CREATE:
-      return offload<pb::CreateReq>(conn, frame, [this](Session& s, pb::CreateReq& req, Buffer&)
-                                                     -> Result<pb::CreateRsp> {
-        RETURN_IF_ERROR(gfid_arg(req.parent()));
-        ASSIGN_OR_RETURN(auto created, fs_.create(req));
-        pb::CreateRsp rsp;
-        Gfid g = *Gfid::from_bytes(created.attr.gfid());
-        *rsp.mutable_attr() = std::move(created.attr);
-        rsp.set_fd(s.add(std::move(created.fd), g, false));
-        return rsp;
-      });
+      return offload<pb::CreateReq>(
+          conn, frame, [this](Session& s, pb::CreateReq& req, Buffer&) -> Result<pb::CreateRsp> {
+            RETURN_IF_ERROR(gfid_arg(req.parent()));
+            ASSIGN_OR_RETURN(auto created, fs_.create(req));
+            pb::CreateRsp rsp;
+            Gfid g = *Gfid::from_bytes(created.attr.gfid());
+            *rsp.mutable_attr() = std::move(created.attr);
+            rsp.set_fd(s.add(std::move(created.fd), g, false));
+            return rsp;
+          });
 
     case pb::MKNOD:
       return offload<pb::MknodReq>(
@@ -477,13 +490,13 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
           });
 
     case pb::READLINK:
-      return offload<pb::ReadlinkReq>(conn, frame, [this](Session&, pb::ReadlinkReq& req,
-                                                          Buffer&) -> Result<pb::ReadlinkRsp> {
-        ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
-        pb::ReadlinkRsp rsp;
-        ASSIGN_OR_RETURN(*rsp.mutable_target(), fs_.readlink(g));
-        return rsp;
-      });
+      return offload<pb::ReadlinkReq>(
+          conn, frame, [this](Session&, pb::ReadlinkReq& req, Buffer&) -> Result<pb::ReadlinkRsp> {
+            ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
+            pb::ReadlinkRsp rsp;
+            ASSIGN_OR_RETURN(*rsp.mutable_target(), fs_.readlink(g));
+            return rsp;
+          });
 
     case pb::OPEN:
       return offload<pb::OpenReq>(
@@ -506,30 +519,31 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
           });
 
     case pb::READ:
-      return offload<pb::ReadReq>(conn, frame, [this](Session& s, pb::ReadReq& req, Buffer&)
-                                                   -> Result<std::pair<pb::ReadRsp, Buffer>> {
-        if (req.size() > kMaxRead) return fail(EINVAL);
-        ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
-        if (f->is_dir) return fail(EISDIR);
-        ASSIGN_OR_RETURN(Buffer data, fs_.read(f->fd.get(), req.offset(), req.size()));
-        pb::ReadRsp rsp;
-        if (data.size() < req.size()) {
-          ASSIGN_OR_RETURN(*rsp.mutable_attr(), fs_.fgetattr(f->fd.get(), f->gfid));
-        }
-        return std::pair{std::move(rsp), std::move(data)};
-      });
+      return offload<pb::ReadReq>(
+          conn, frame,
+          [this](Session& s, pb::ReadReq& req, Buffer&) -> Result<std::pair<pb::ReadRsp, Buffer>> {
+            if (req.size() > kMaxRead) return fail(EINVAL);
+            ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
+            if (f->is_dir) return fail(EISDIR);
+            ASSIGN_OR_RETURN(Buffer data, fs_.read(f->fd.get(), req.offset(), req.size()));
+            pb::ReadRsp rsp;
+            if (data.size() < req.size()) {
+              ASSIGN_OR_RETURN(*rsp.mutable_attr(), fs_.fgetattr(f->fd.get(), f->gfid));
+            }
+            return std::pair{std::move(rsp), std::move(data)};
+          });
 
     case pb::WRITE:
-      return offload<pb::WriteReq>(conn, frame, [this](Session& s, pb::WriteReq& req,
-                                                       Buffer& data) -> Result<pb::WriteRsp> {
-        ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
-        if (f->is_dir) return fail(EISDIR);
-        ASSIGN_OR_RETURN(size_t written, fs_.write(f->fd.get(), req.offset(), data.view()));
-        pb::WriteRsp rsp;
-        rsp.set_written(static_cast<uint32_t>(written));
-        ASSIGN_OR_RETURN(*rsp.mutable_post(), fs_.fgetattr(f->fd.get(), f->gfid));
-        return rsp;
-      });
+      return offload<pb::WriteReq>(
+          conn, frame, [this](Session& s, pb::WriteReq& req, Buffer& data) -> Result<pb::WriteRsp> {
+            ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
+            if (f->is_dir) return fail(EISDIR);
+            ASSIGN_OR_RETURN(size_t written, fs_.write(f->fd.get(), req.offset(), data.view()));
+            pb::WriteRsp rsp;
+            rsp.set_written(static_cast<uint32_t>(written));
+            ASSIGN_OR_RETURN(*rsp.mutable_post(), fs_.fgetattr(f->fd.get(), f->gfid));
+            return rsp;
+          });
 
     case pb::FLUSH: {
       pb::FlushReq req;
@@ -562,35 +576,36 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
     }
 
     case pb::READDIR:
-      return offload<pb::ReaddirReq>(conn, frame, [this](Session& s, pb::ReaddirReq& req,
-                                                         Buffer&) -> Result<pb::ReaddirRsp> {
-        ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
-        if (!f->is_dir) return fail(ENOTDIR);
-        std::lock_guard lock(f->mu);
-        return fs_.readdir(f->fd.get(), f->gfid, req.offset(),
-                           std::clamp<uint32_t>(req.size(), 1, kMaxReaddir), req.plus());
-      });
+      return offload<pb::ReaddirReq>(
+          conn, frame, [this](Session& s, pb::ReaddirReq& req, Buffer&) -> Result<pb::ReaddirRsp> {
+            ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
+            if (!f->is_dir) return fail(ENOTDIR);
+            std::lock_guard lock(f->mu);
+            return fs_.readdir(f->fd.get(), f->gfid, req.offset(),
+                               std::clamp<uint32_t>(req.size(), 1, kMaxReaddir), req.plus());
+          });
 
     case pb::STATFS:
       return offload<pb::StatfsReq>(
-          conn, frame,
-          [this](Session&, pb::StatfsReq&, Buffer&) -> Result<pb::StatfsRsp> {
+          conn, frame, [this](Session&, pb::StatfsReq&, Buffer&) -> Result<pb::StatfsRsp> {
             return fs_.statfs();
           });
 
     case pb::GETXATTR:
-      return offload<pb::GetxattrReq>(conn, frame, [this](Session& s, pb::GetxattrReq& req,
-                                                          Buffer&) -> Result<pb::GetxattrRsp> {
-        pb::GetxattrRsp rsp;
-        if (req.fd() != 0) {
-          ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
-          ASSIGN_OR_RETURN(*rsp.mutable_value(), fs_.getxattr(f->gfid, f->fd.get(), req.name()));
-        } else {
-          ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
-          ASSIGN_OR_RETURN(*rsp.mutable_value(), fs_.getxattr(g, -1, req.name()));
-        }
-        return rsp;
-      });
+      return offload<pb::GetxattrReq>(
+          conn, frame,
+          [this](Session& s, pb::GetxattrReq& req, Buffer&) -> Result<pb::GetxattrRsp> {
+            pb::GetxattrRsp rsp;
+            if (req.fd() != 0) {
+              ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
+              ASSIGN_OR_RETURN(*rsp.mutable_value(),
+                               fs_.getxattr(f->gfid, f->fd.get(), req.name()));
+            } else {
+              ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
+              ASSIGN_OR_RETURN(*rsp.mutable_value(), fs_.getxattr(g, -1, req.name()));
+            }
+            return rsp;
+          });
 
     case pb::SETXATTR:
       return offload<pb::SetxattrReq>(
@@ -607,20 +622,21 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
           });
 
     case pb::LISTXATTR:
-      return offload<pb::ListxattrReq>(conn, frame, [this](Session& s, pb::ListxattrReq& req,
-                                                           Buffer&) -> Result<pb::ListxattrRsp> {
-        std::vector<std::string> names;
-        if (req.fd() != 0) {
-          ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
-          ASSIGN_OR_RETURN(names, fs_.listxattr(f->gfid, f->fd.get()));
-        } else {
-          ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
-          ASSIGN_OR_RETURN(names, fs_.listxattr(g, -1));
-        }
-        pb::ListxattrRsp rsp;
-        for (auto& n : names) rsp.add_names(std::move(n));
-        return rsp;
-      });
+      return offload<pb::ListxattrReq>(
+          conn, frame,
+          [this](Session& s, pb::ListxattrReq& req, Buffer&) -> Result<pb::ListxattrRsp> {
+            std::vector<std::string> names;
+            if (req.fd() != 0) {
+              ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
+              ASSIGN_OR_RETURN(names, fs_.listxattr(f->gfid, f->fd.get()));
+            } else {
+              ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
+              ASSIGN_OR_RETURN(names, fs_.listxattr(g, -1));
+            }
+            pb::ListxattrRsp rsp;
+            for (auto& n : names) rsp.add_names(std::move(n));
+            return rsp;
+          });
 
     case pb::REMOVEXATTR:
       return offload<pb::RemovexattrReq>(
@@ -636,26 +652,28 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
           });
 
     case pb::FALLOCATE:
-      return offload<pb::FallocateReq>(conn, frame, [this](Session& s, pb::FallocateReq& req,
-                                                           Buffer&) -> Result<pb::FallocateRsp> {
-        ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
-        if (f->is_dir) return fail(EISDIR);
-        RETURN_IF_ERROR(fs_.fallocate(f->fd.get(), req.mode(), req.offset(), req.length()));
-        pb::FallocateRsp rsp;
-        ASSIGN_OR_RETURN(*rsp.mutable_post(), fs_.fgetattr(f->fd.get(), f->gfid));
-        return rsp;
-      });
+      return offload<pb::FallocateReq>(
+          conn, frame,
+          [this](Session& s, pb::FallocateReq& req, Buffer&) -> Result<pb::FallocateRsp> {
+            ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
+            if (f->is_dir) return fail(EISDIR);
+            RETURN_IF_ERROR(fs_.fallocate(f->fd.get(), req.mode(), req.offset(), req.length()));
+            pb::FallocateRsp rsp;
+            ASSIGN_OR_RETURN(*rsp.mutable_post(), fs_.fgetattr(f->fd.get(), f->gfid));
+            return rsp;
+          });
 
     case pb::CHANGELOG:
-      return offload<pb::ChangelogReq>(conn, frame, [this](Session&, pb::ChangelogReq& req,
-                                                           Buffer&) -> Result<pb::ChangelogRsp> {
-        ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
-        // A changelog only for inodes the brick has: heal marks must not outlive their file.
-        if (!g.is_root()) RETURN_IF_ERROR(fs_.getattr(g));
-        pb::ChangelogRsp rsp;
-        ASSIGN_OR_RETURN(*rsp.mutable_value(), fs_.meta().apply_changelog(g, req.delta()));
-        return rsp;
-      });
+      return offload<pb::ChangelogReq>(
+          conn, frame,
+          [this](Session&, pb::ChangelogReq& req, Buffer&) -> Result<pb::ChangelogRsp> {
+            ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
+            // A changelog only for inodes the brick has: heal marks must not outlive their file.
+            if (!g.is_root()) RETURN_IF_ERROR(fs_.getattr(g));
+            pb::ChangelogRsp rsp;
+            ASSIGN_OR_RETURN(*rsp.mutable_value(), fs_.meta().apply_changelog(g, req.delta()));
+            return rsp;
+          });
 
     case pb::HANDSHAKE:
     case pb::PROC_NONE:

@@ -50,6 +50,8 @@ class BrickService : public rpc::ServiceHandler {
   size_t drain(std::chrono::milliseconds max_wait);
 
   uint64_t call_count(uint32_t proc) const;
+  // Replaces auth.allow / auth.reject for connections that handshake from now on.
+  void set_auth(std::vector<std::string> allow, std::vector<std::string> reject);
   LockTable& locks() { return locks_; }
 
  private:
@@ -67,6 +69,7 @@ class BrickService : public rpc::ServiceHandler {
 
   BrickFs& fs_;
   Options options_;
+  std::mutex auth_mu_;  // guards options_.auth_allow / auth_reject
   LockTable locks_;
   std::unique_ptr<boost::asio::thread_pool> pool_;
   std::atomic<bool> draining_{false};

@@ -5,8 +5,8 @@
 #include <atomic>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <functional>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <functional>
 #include <unordered_map>
 
 #include "common/log.h"
@@ -58,9 +58,7 @@ struct RpcClient::Impl : std::enable_shared_from_this<Impl> {
 
   Duration ping_interval() const { return std::max(options.ping_timeout / 3, Duration(10)); }
 
-  static void complete(ReplyHandler handler, Result<Reply> result) {
-    handler(std::move(result));
-  }
+  static void complete(ReplyHandler handler, Result<Reply> result) { handler(std::move(result)); }
 
   void fail_all(Errno err) {
     auto failed = std::move(pending);
@@ -76,8 +74,8 @@ struct RpcClient::Impl : std::enable_shared_from_this<Impl> {
     }
     uint64_t xid = next_xid++;
     set_xid(frame, xid);
-    auto deadline = co.deadline == Clock::time_point{} ? Clock::now() + options.call_timeout
-                                                       : co.deadline;
+    auto deadline =
+        co.deadline == Clock::time_point{} ? Clock::now() + options.call_timeout : co.deadline;
     pending.emplace(xid, Pending{std::move(handler), deadline});
     stream->send(std::move(frame));
   }
@@ -100,10 +98,26 @@ struct RpcClient::Impl : std::enable_shared_from_this<Impl> {
         co_await resolver.async_resolve(options.host, std::to_string(options.port), use_nothrow);
     if (rec) co_return fail(EHOSTUNREACH);
     tcp::socket socket(strand);
-    auto result = co_await (asio::async_connect(socket, endpoints, use_nothrow) ||
-                            timer.async_wait(use_nothrow));
-    if (result.index() == 1) co_return fail(ETIMEDOUT);
-    auto [ec, ep] = std::get<0>(result);
+    tcp::endpoint ep;
+    boost::system::error_code ec = asio::error::host_not_found;
+    for (const auto& entry : endpoints) {
+      ep = entry.endpoint();
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      socket.open(ep.protocol(), ec);
+      if (ec) continue;
+      if (!options.source_address.empty()) {
+        auto source = asio::ip::make_address(options.source_address, ec);
+        if (!ec && source.is_v4() == ep.address().is_v4())
+          socket.bind(tcp::endpoint(source, 0), ec);
+        if (ec) continue;
+      }
+      auto result =
+          co_await (socket.async_connect(ep, use_nothrow) || timer.async_wait(use_nothrow));
+      if (result.index() == 1) co_return fail(ETIMEDOUT);
+      std::tie(ec) = std::get<0>(result);
+      if (!ec) break;
+    }
     if (ec) co_return fail(to_errno(ec));
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
@@ -232,8 +246,7 @@ struct RpcClient::Impl : std::enable_shared_from_this<Impl> {
       tick_timer.expires_after(tick);
       co_await tick_timer.async_wait(use_nothrow);
       auto now = Clock::now();
-      if (stream && stream->is_open() &&
-          (state == State::kUp || state == State::kHandshaking)) {
+      if (stream && stream->is_open() && (state == State::kUp || state == State::kHandshaking)) {
         if (now - last_rx > options.ping_timeout) {
           MLOG_WARN("{}: no answer for {} ms, disconnecting", options.name,
                     std::chrono::duration_cast<Duration>(now - last_rx).count());
@@ -312,12 +325,13 @@ asio::awaitable<Result<Reply>> RpcClient::send_frame(std::shared_ptr<Impl> impl,
   auto initiate = [impl, frame = std::move(frame), options](auto handler) mutable {
     auto ex = asio::get_associated_executor(handler, impl->strand);
     ReplyHandler done = [ex, h = std::move(handler)](Result<Reply> r) mutable {
-      asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
+      asio::post(ex,
+                 [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
     };
-    asio::dispatch(impl->strand, [impl, frame = std::move(frame), options,
-                                  done = std::move(done)]() mutable {
-      impl->start_call(std::move(frame), options, std::move(done));
-    });
+    asio::dispatch(impl->strand,
+                   [impl, frame = std::move(frame), options, done = std::move(done)]() mutable {
+                     impl->start_call(std::move(frame), options, std::move(done));
+                   });
   };
   Result<Reply> result =
       co_await asio::async_initiate<decltype(asio::use_awaitable), void(Result<Reply>)>(

@@ -51,6 +51,9 @@ class RpcClient {
     bool reconnect = true;
     Limits limits;
     std::string name;  // for log lines; defaults to host:port
+    // Local address to connect from (TCP), so the peer sees which server this is even when
+    // several servers share a machine on 127.0.0.x; empty: the kernel's choice.
+    std::string source_address;
   };
 
   using CallOptions = rpc::CallOptions;
@@ -82,8 +85,7 @@ class RpcClient {
   // serialised before call() returns, so it need not outlive the returned awaitable.
   boost::asio::awaitable<Result<Reply>> call(uint32_t proc,
                                              const google::protobuf::MessageLite& request,
-                                             Buffer data = {},
-                                             CallOptions options = {});
+                                             Buffer data = {}, CallOptions options = {});
 
   bool is_up() const;
   // Waits until the connection is up or `timeout` passes; returns is_up().

@@ -8,13 +8,15 @@ namespace {
 
 template <class T>
 void put(char* p, T v) {
-  for (size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff);
+  for (size_t i = 0; i < sizeof(T); ++i)
+    p[i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff);
 }
 
 template <class T>
 T get(const char* p) {
   uint64_t v = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  for (size_t i = 0; i < sizeof(T); ++i)
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
   return static_cast<T>(v);
 }
 
@@ -62,7 +64,12 @@ OutFrame make_frame(Kind kind, uint64_t xid, uint32_t proc, int32_t status,
   OutFrame f;
   size_t msg_len = msg ? msg->ByteSizeLong() : 0;
   f.head.resize(kHeaderSize + msg_len);
-  Header h{kind, 0, xid, proc, status, static_cast<uint32_t>(msg_len),
+  Header h{kind,
+           0,
+           xid,
+           proc,
+           status,
+           static_cast<uint32_t>(msg_len),
            static_cast<uint32_t>(data.size())};
   encode_header(h, std::span<char, kHeaderSize>(f.head.data(), kHeaderSize));
   if (msg_len > 0) {

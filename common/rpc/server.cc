@@ -1,13 +1,12 @@
 #include "common/rpc/server.h"
 
 #include <google/protobuf/message_lite.h>
-
-#include "common/log.h"
-
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
+
+#include "common/log.h"
 
 namespace mortar::rpc {
 
@@ -44,8 +43,10 @@ ServerConnection::ServerConnection(RpcServer& server, uint64_t id, stream_socket
 
 void ServerConnection::start() {
   auto self = shared_from_this();
-  asio::co_spawn(strand_, [self]() { return self->read_loop(); }, asio::detached);
-  asio::co_spawn(strand_, [self]() { return self->idle_loop(); }, asio::detached);
+  asio::co_spawn(
+      strand_, [self]() { return self->read_loop(); }, asio::detached);
+  asio::co_spawn(
+      strand_, [self]() { return self->idle_loop(); }, asio::detached);
 }
 
 asio::awaitable<void> ServerConnection::read_loop() {
@@ -93,8 +94,8 @@ asio::awaitable<void> ServerConnection::idle_loop() {
   while (stream_->is_open()) {
     auto timeout = std::chrono::milliseconds(idle_timeout_ms_.load());
     // Re-read every second at most, so a timeout shortened by the handshake applies soon.
-    idle_timer_.expires_after(std::clamp(timeout / 4, std::chrono::milliseconds(25),
-                                         std::chrono::milliseconds(1000)));
+    idle_timer_.expires_after(
+        std::clamp(timeout / 4, std::chrono::milliseconds(25), std::chrono::milliseconds(1000)));
     co_await idle_timer_.async_wait(use_nothrow);
     if (!stream_->is_open()) break;
     if (std::chrono::steady_clock::now() - last_rx_ > timeout) {
@@ -163,7 +164,8 @@ Result<uint16_t> RpcServer::listen(const std::string& address, uint16_t port) {
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(address, ec);
   if (ec) return fail(EINVAL);
-  if (auto r = start_acceptor(acceptor_, stream_protocol::endpoint(tcp::endpoint(addr, port))); !r) {
+  if (auto r = start_acceptor(acceptor_, stream_protocol::endpoint(tcp::endpoint(addr, port)));
+      !r) {
     return fail(r.error());
   }
   auto bound = acceptor_.local_endpoint(ec);
@@ -177,8 +179,8 @@ Result<uint16_t> RpcServer::listen(const std::string& address, uint16_t port) {
 
 Result<void> RpcServer::listen_unix(const std::string& path, unsigned mode) {
   ::unlink(path.c_str());
-  if (auto r = start_acceptor(unix_acceptor_,
-                              stream_protocol::endpoint(asio::local::stream_protocol::endpoint(path)));
+  if (auto r = start_acceptor(
+          unix_acceptor_, stream_protocol::endpoint(asio::local::stream_protocol::endpoint(path)));
       !r) {
     return r;
   }

@@ -42,16 +42,16 @@ asio::awaitable<Result<void>> FrameStream::read_exact(char* out, size_t len) {
     rpos_ += len - have;
     co_return ok();
   }
-  auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(out + have, len - have),
-                                           use_nothrow);
+  auto [ec, n] =
+      co_await asio::async_read(socket_, asio::buffer(out + have, len - have), use_nothrow);
   if (ec) co_return fail(to_errno(ec));
   co_return ok();
 }
 
 asio::awaitable<Result<Frame>> FrameStream::read_frame() {
   if (auto r = co_await fill(kHeaderSize); !r) co_return fail(r.error());
-  auto header = decode_header(std::span<const char, kHeaderSize>(rbuf_.data() + rpos_, kHeaderSize),
-                              limits_);
+  auto header =
+      decode_header(std::span<const char, kHeaderSize>(rbuf_.data() + rpos_, kHeaderSize), limits_);
   if (!header) co_return fail(header.error());
   rpos_ += kHeaderSize;
   Frame frame;

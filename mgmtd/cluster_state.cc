@@ -1,0 +1,287 @@
+#include "mgmtd/cluster_state.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace mortar::mgmtd {
+
+namespace {
+
+std::string apply_init(pb::ClusterState& state, const pb::InitCluster& c) {
+  if (!state.cluster_id().empty()) return "the cluster is initialised already";
+  state.set_cluster_id(c.cluster_id());
+  *state.add_peers() = c.founder();
+  return "";
+}
+
+std::string apply_add_peer(pb::ClusterState& state, const pb::AddPeer& c) {
+  if (find_peer(state, c.peer().uuid()))
+    return "peer " + c.peer().uuid() + " is in the cluster already";
+  *state.add_peers() = c.peer();
+  return "";
+}
+
+std::string apply_remove_peer(pb::ClusterState& state, const pb::RemovePeer& c) {
+  auto* peers = state.mutable_peers();
+  auto it = std::find_if(peers->begin(), peers->end(),
+                         [&](const pb::PeerInfo& p) { return p.uuid() == c.uuid(); });
+  if (it == peers->end()) return "no such peer";
+  for (const auto& v : state.volumes()) {
+    for (const auto& b : v.bricks()) {
+      if (b.peer_uuid() == c.uuid()) {
+        return "Brick(s) with the peer " + it->hostnames(0) + " exist in cluster (volume " +
+               v.name() + ")";
+      }
+    }
+  }
+  peers->erase(it);
+  return "";
+}
+
+std::string apply_create(pb::ClusterState& state, const pb::CreateVolume& c) {
+  const pb::VolumeSpec& v = c.volume();
+  if (auto e = check_volume_name(v.name()); !e.empty()) return e;
+  if (find_volume(state, v.name())) return "Volume " + v.name() + " already exists";
+  if (v.bricks().empty()) return "a volume needs at least one brick";
+  uint32_t replica = std::max<uint32_t>(1, v.replica_count());
+  if (v.bricks_size() % replica != 0) {
+    return "Incorrect number of bricks supplied " + std::to_string(v.bricks_size()) +
+           " with count " + std::to_string(replica);
+  }
+  if (v.arbiter_count() > 1 || (v.arbiter_count() == 1 && replica != 3)) {
+    return "arbiter 1 needs replica 3 (or replica 2 arbiter 1)";
+  }
+  // One brick per directory in the whole cluster, and none inside another.
+  for (int i = 0; i < v.bricks_size(); ++i) {
+    const auto& b = v.bricks(i);
+    if (!find_peer(state, b.peer_uuid()))
+      return "Host " + b.host() + " is not in 'Peer in Cluster' state";
+    for (int j = 0; j < i; ++j) {
+      const auto& o = v.bricks(j);
+      if (o.peer_uuid() != b.peer_uuid()) continue;
+      if (o.path() == b.path()) return "Brick: " + b.host() + ":" + b.path() + " is used twice";
+      if (paths_nest(o.path(), b.path())) {
+        return "Brick: " + b.host() + ":" + b.path() + " nests with brick " + o.host() + ":" +
+               o.path();
+      }
+    }
+    for (const auto& other : state.volumes()) {
+      for (const auto& o : other.bricks()) {
+        if (o.peer_uuid() != b.peer_uuid()) continue;
+        if (o.path() == b.path() || paths_nest(o.path(), b.path())) {
+          return "Brick: " + b.host() + ":" + b.path() + " is already part of volume " +
+                 other.name() + " (" + o.host() + ":" + o.path() + ")";
+        }
+      }
+    }
+  }
+  pb::VolumeSpec* added = state.add_volumes();
+  *added = v;
+  added->set_status(pb::VOLUME_CREATED);
+  added->set_version(1);
+  for (auto& b : *added->mutable_bricks()) b.set_port(0);
+  return "";
+}
+
+std::string apply_delete(pb::ClusterState& state, const pb::DeleteVolume& c) {
+  auto* volumes = state.mutable_volumes();
+  auto it = std::find_if(volumes->begin(), volumes->end(),
+                         [&](const pb::VolumeSpec& v) { return v.name() == c.name(); });
+  if (it == volumes->end()) return "Volume " + c.name() + " does not exist";
+  if (it->status() == pb::VOLUME_STARTED) {
+    return "Volume " + c.name() + " has been started.Volume needs to be stopped before deletion.";
+  }
+  volumes->erase(it);
+  return "";
+}
+
+std::string apply_start(pb::ClusterState& state, const pb::StartVolume& c) {
+  pb::VolumeSpec* v = find_volume(state, c.name());
+  if (!v) return "Volume " + c.name() + " does not exist";
+  if (v->status() == pb::VOLUME_STARTED && !c.force())
+    return "Volume " + c.name() + " already started";
+  if (c.ports_size() != v->bricks_size()) return "internal: one port per brick expected";
+  for (int i = 0; i < v->bricks_size(); ++i) {
+    if (c.ports(i) != 0) v->mutable_bricks(i)->set_port(c.ports(i));
+    if (v->bricks(i).port() == 0)
+      return "internal: brick " + std::to_string(i + 1) + " has no port";
+  }
+  v->set_status(pb::VOLUME_STARTED);
+  v->set_version(v->version() + 1);
+  return "";
+}
+
+std::string apply_stop(pb::ClusterState& state, const pb::StopVolume& c) {
+  pb::VolumeSpec* v = find_volume(state, c.name());
+  if (!v) return "Volume " + c.name() + " does not exist";
+  if (v->status() != pb::VOLUME_STARTED)
+    return "Volume " + c.name() + " is not in the started state";
+  v->set_status(pb::VOLUME_STOPPED);
+  v->set_version(v->version() + 1);
+  return "";
+}
+
+std::string apply_set(pb::ClusterState& state, const pb::SetOptions& c) {
+  pb::VolumeSpec* v = find_volume(state, c.volume());
+  if (!v) return "Volume " + c.volume() + " does not exist";
+  if (c.options().empty()) return "no options given";
+  for (const auto& [key, value] : c.options()) (*v->mutable_options())[key] = value;
+  v->set_version(v->version() + 1);
+  return "";
+}
+
+std::string apply_reset(pb::ClusterState& state, const pb::ResetOptions& c) {
+  pb::VolumeSpec* v = find_volume(state, c.volume());
+  if (!v) return "Volume " + c.volume() + " does not exist";
+  if (c.keys().empty()) {
+    v->clear_options();
+  } else {
+    for (const auto& key : c.keys()) v->mutable_options()->erase(key);
+  }
+  v->set_version(v->version() + 1);
+  return "";
+}
+
+}  // namespace
+
+std::string apply_command(pb::ClusterState& state, const pb::Command& cmd) {
+  pb::ClusterState next = state;
+  std::string error;
+  switch (cmd.op_case()) {
+    case pb::Command::kInitCluster:
+      error = apply_init(next, cmd.init_cluster());
+      break;
+    case pb::Command::kAddPeer:
+      error = apply_add_peer(next, cmd.add_peer());
+      break;
+    case pb::Command::kRemovePeer:
+      error = apply_remove_peer(next, cmd.remove_peer());
+      break;
+    case pb::Command::kCreateVolume:
+      error = apply_create(next, cmd.create_volume());
+      break;
+    case pb::Command::kDeleteVolume:
+      error = apply_delete(next, cmd.delete_volume());
+      break;
+    case pb::Command::kStartVolume:
+      error = apply_start(next, cmd.start_volume());
+      break;
+    case pb::Command::kStopVolume:
+      error = apply_stop(next, cmd.stop_volume());
+      break;
+    case pb::Command::kSetOptions:
+      error = apply_set(next, cmd.set_options());
+      break;
+    case pb::Command::kResetOptions:
+      error = apply_reset(next, cmd.reset_options());
+      break;
+    case pb::Command::OP_NOT_SET:
+      error = "empty command";
+      break;
+  }
+  if (!error.empty()) return error;
+  next.set_epoch(state.epoch() + 1);
+  state = std::move(next);
+  return "";
+}
+
+std::string check_volume_name(std::string_view name) {
+  if (name.empty()) return "volume name is empty";
+  if (name.size() > 64) return "Volume name exceeds 64 characters";
+  if (name == "all") return "\"all\" cannot be the name of a volume";
+  if (name.front() == '-') return "Volume name cannot start with '-'";
+  for (char c : name) {
+    bool good = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '_';
+    if (!good) {
+      return "Volume name " + std::string(name) +
+             " has invalid characters: use letters, digits, '-' and '_'";
+    }
+  }
+  return "";
+}
+
+std::string parse_brick(std::string_view text, std::string& host, std::string& path) {
+  size_t colon = text.find(":/");
+  if (colon == std::string_view::npos || colon == 0) {
+    return "wrong brick type: " + std::string(text) + ", use <HOSTNAME>:<export-dir-abs-path>";
+  }
+  host = std::string(text.substr(0, colon));
+  path = std::string(text.substr(colon + 1));
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (path == "/") return "Brick " + std::string(text) + ": the root directory cannot be a brick";
+  if (path.find("/../") != std::string::npos || path.ends_with("/..") ||
+      path.find("/./") != std::string::npos || path.ends_with("/.") ||
+      path.find("//") != std::string::npos) {
+    return "Brick " + std::string(text) + ": use a plain absolute path";
+  }
+  return "";
+}
+
+const pb::PeerInfo* find_peer(const pb::ClusterState& state, std::string_view uuid) {
+  for (const auto& p : state.peers()) {
+    if (p.uuid() == uuid) return &p;
+  }
+  return nullptr;
+}
+
+const pb::PeerInfo* find_peer_by_name(const pb::ClusterState& state, std::string_view host) {
+  for (const auto& p : state.peers()) {
+    for (const auto& n : p.hostnames()) {
+      if (n == host) return &p;
+    }
+  }
+  return nullptr;
+}
+
+const pb::VolumeSpec* find_volume(const pb::ClusterState& state, std::string_view name) {
+  for (const auto& v : state.volumes()) {
+    if (v.name() == name) return &v;
+  }
+  return nullptr;
+}
+
+pb::VolumeSpec* find_volume(pb::ClusterState& state, std::string_view name) {
+  for (auto& v : *state.mutable_volumes()) {
+    if (v.name() == name) return &v;
+  }
+  return nullptr;
+}
+
+bool paths_nest(std::string_view a, std::string_view b) {
+  if (a == b) return true;
+  auto inside = [](std::string_view outer, std::string_view inner) {
+    return inner.size() > outer.size() && inner.starts_with(outer) && inner[outer.size()] == '/';
+  };
+  return inside(a, b) || inside(b, a);
+}
+
+std::vector<uint32_t> assign_ports(const pb::ClusterState& state, const pb::VolumeSpec& volume,
+                                   uint32_t base) {
+  std::map<std::string, std::set<uint32_t>> used;  // per server
+  for (const auto& v : state.volumes()) {
+    if (v.name() == volume.name()) continue;
+    for (const auto& b : v.bricks()) {
+      if (b.port() != 0) used[b.peer_uuid()].insert(b.port());
+    }
+  }
+  for (const auto& b : volume.bricks()) {
+    if (b.port() != 0) used[b.peer_uuid()].insert(b.port());
+  }
+  std::vector<uint32_t> ports;
+  for (const auto& b : volume.bricks()) {
+    if (b.port() != 0) {
+      ports.push_back(b.port());
+      continue;
+    }
+    auto& taken = used[b.peer_uuid()];
+    uint32_t p = base;
+    while (taken.count(p)) ++p;
+    taken.insert(p);
+    ports.push_back(p);
+  }
+  return ports;
+}
+
+}  // namespace mortar::mgmtd

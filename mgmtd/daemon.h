@@ -1,0 +1,142 @@
+// mortar-mgmtd: one per server. Keeps the cluster state (peers, volumes, options) in a Raft
+// group with the other servers, answers the CLI, serves client graphs (and tells subscribed
+// clients when they change), and runs this server's brick daemons. Bricks are detached
+// processes: they keep serving while mortar-mgmtd is down.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <type_traits>
+
+#include "common/rpc/client.h"
+#include "common/rpc/server.h"
+#include "mgmtd/bricks.h"
+#include "mgmtd/raft_node.h"
+#include "mgmtd/store.h"
+#include "proto/mgmt.pb.h"
+
+namespace mortar::mgmtd {
+
+class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
+ public:
+  struct Options {
+    std::string address = "0.0.0.0";  // the address this server serves on (and its bricks)
+    uint16_t port = 24007;
+    uint16_t raft_port = 24008;
+    std::string state_dir = "/var/lib/mortar";
+    std::string run_dir = "/run/mortar";
+    std::string log_dir = "/var/log/mortar";
+    std::string brickd;  // mortar-brickd; default: next to this program
+    std::chrono::milliseconds peer_timeout{2000};
+  };
+
+  Mgmtd(boost::asio::io_context& io, Options options);
+  ~Mgmtd() override;
+
+  // Opens the state, starts Raft and the listeners. Errors are logged and returned.
+  Result<void> start();
+  // Stops listening and Raft. Brick daemons keep running.
+  void stop();
+
+  void on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) override;
+  void on_close(const rpc::ConnectionPtr& conn) override;
+
+ private:
+  using Awaitable = boost::asio::awaitable<void>;
+  template <class T>
+  using Task = boost::asio::awaitable<T>;
+
+  // RaftNode::StateMachine (Raft thread).
+  std::string apply(std::string_view command) override;
+  std::string snapshot() override;
+  void restore(std::string_view snapshot) override;
+
+  pb::ClusterState state() const;
+  pb::PeerInfo self_info() const;
+  // The address outgoing connections come from: this server's own, when it has one.
+  std::string source_address() const;
+  bool is_self(const pb::PeerInfo& peer) const { return peer.uuid() == uuid_; }
+
+  // Proposes a command through the leader; "" or why it was not applied.
+  Task<std::string> propose(pb::Command command);
+  Task<std::string> raft_propose(std::string command);
+  Task<std::string> raft_change(bool add, uint64_t id, std::string address);
+  // Waits for the local state to reach at least `epoch`.
+  Task<bool> wait_epoch(uint64_t epoch, std::chrono::milliseconds timeout);
+  // One call to another mortar-mgmtd, over a connection of its own (`host` need not be a
+  // member) or a member's standing connection.
+  template <class Rsp, class Req>
+  Task<Result<Rsp>> call_host(std::string host, uint16_t port, pb::MgmtProc proc, Req request);
+  template <class Rsp, class Req>
+  Task<Result<Rsp>> call_client(std::shared_ptr<rpc::RpcClient> client, pb::MgmtProc proc,
+                                Req request);
+  // Runs blocking `work` on a worker thread and resumes with its result. Not a coroutine
+  // itself, so a lambda argument becomes a plain parameter (see docs/engineering.md).
+  template <class F>
+  Task<std::invoke_result_t<F&>> run_blocking(F work) {
+    using T = std::invoke_result_t<F&>;
+    return run_blocking_impl<T>(std::make_shared<std::function<T()>>(std::move(work)));
+  }
+  template <class T>
+  Task<T> run_blocking_impl(std::shared_ptr<std::function<T()>> work);
+
+  Awaitable handle_cli(rpc::ConnectionPtr conn, uint64_t xid, pb::CliReq req);
+  Task<pb::CliRsp> cli(pb::CliReq req, bool trusted);
+  Task<pb::CliRsp> forward_to_leader(pb::CliReq req);
+  Task<pb::CliRsp> peer_probe(std::string host);
+  Task<pb::CliRsp> peer_detach(std::string host, bool force);
+  pb::CliRsp peer_status(bool include_self);
+  Task<pb::CliRsp> volume_create(pb::VolumeCreate req);
+  Task<pb::CliRsp> volume_start(pb::VolumeName req);
+  Task<pb::CliRsp> volume_stop(pb::VolumeName req);
+  Task<pb::CliRsp> volume_delete(pb::VolumeName req);
+  Task<pb::CliRsp> volume_status(pb::VolumeName req);
+  Task<pb::CliRsp> volume_set(pb::VolumeSet req);
+  Task<pb::CliRsp> volume_reset(pb::VolumeReset req);
+  Task<std::vector<pb::BrickStatus>> brick_status(pb::VolumeSpec volume, bool detail);
+  Task<std::string> check_bricks_everywhere(pb::VolumeSpec volume, bool force);
+  std::string check_bricks_locally(const pb::CheckBricksReq& req);
+
+  Awaitable handle_peer(rpc::ConnectionPtr conn, rpc::Frame frame);
+  Awaitable maintain();  // peers' connections, cluster founding, reconciling bricks
+  void on_applied(const pb::Command& cmd, const pb::ClusterState& state);
+  void reconcile_bricks();
+  // Standing connections to every other server of `state`: liveness for `peer status`, and
+  // the majority check before a change.
+  void sync_peer_clients(const pb::ClusterState& state);
+  void notify_graph_changed(const std::string& volume, uint64_t version);
+  Result<void> become_standalone();
+  bool member_address(const std::string& address) const;
+  std::shared_ptr<rpc::RpcClient> peer_client(const std::string& uuid) const;
+  size_t reachable_voters() const;
+
+  boost::asio::io_context& io_;
+  Options options_;
+  std::string advertise_;  // the name other servers and clients reach this server by
+  std::unique_ptr<StateStore> store_;
+  std::string uuid_;
+  std::unique_ptr<RaftNode> raft_;
+  std::unique_ptr<rpc::RpcServer> server_;
+  std::unique_ptr<BrickSupervisor> bricks_;
+  std::unique_ptr<boost::asio::thread_pool> workers_;
+
+  mutable std::mutex mu_;
+  pb::ClusterState state_;  // GUARDED_BY(mu_)
+  bool joining_ = false;    // GUARDED_BY(mu_): reset to be added to another cluster
+  std::map<std::string, std::shared_ptr<rpc::RpcClient>> peers_;  // GUARDED_BY(mu_), by uuid
+  std::set<std::string> member_addresses_;                        // GUARDED_BY(mu_)
+  // GETSPEC subscribers: connection id -> (connection, volumes)
+  std::map<uint64_t, std::pair<std::weak_ptr<rpc::ServerConnection>, std::set<std::string>>>
+      subscribers_;                 // GUARDED_BY(mu_)
+  bool reconcile_pending_ = false;  // GUARDED_BY(mu_)
+  bool stopping_ = false;
+};
+
+}  // namespace mortar::mgmtd
