@@ -579,6 +579,21 @@ asio::awaitable<pb::CliRsp> Mgmtd::forward_to_leader(pb::CliReq req) {
                       std::to_string(reachable_voters()) + " are reachable; nothing was changed");
 }
 
+asio::awaitable<void> Mgmtd::catch_up_with_leader() {
+  pb::ClusterState s = state();
+  uint64_t leader = raft_->leader_id();
+  for (const auto& p : s.peers()) {
+    if (p.raft_id() != leader || p.uuid() == uuid_) continue;
+    pb::PeerQueryReq q;
+    q.set_from_uuid(uuid_);
+    Result<pb::PeerQueryRsp> info =
+        co_await call_host<pb::PeerQueryRsp>(p.hostnames(0), p.mgmt_port(), pb::PEER_QUERY, q);
+    // Answer from what this server knows if the leader cannot be asked: reads stay available.
+    if (info) co_await wait_epoch(info->epoch(), 2s);
+    co_return;
+  }
+}
+
 asio::awaitable<pb::CliRsp> Mgmtd::cli(pb::CliReq req, bool trusted) {
   if (mutating(req)) {
     if (!trusted) {
@@ -587,6 +602,8 @@ asio::awaitable<pb::CliRsp> Mgmtd::cli(pb::CliReq req, bool trusted) {
           "servers of the cluster");
     }
     if (!raft_->is_leader()) co_return co_await forward_to_leader(std::move(req));
+  } else if (!raft_->is_leader()) {
+    co_await catch_up_with_leader();
   }
   pb::ClusterState s = state();
   switch (req.op_case()) {
@@ -1067,6 +1084,7 @@ asio::awaitable<void> Mgmtd::handle_peer(rpc::ConnectionPtr conn, rpc::Frame fra
       pb::PeerQueryRsp rsp;
       *rsp.mutable_self() = self_info();
       rsp.set_cluster_id(s.cluster_id());
+      rsp.set_epoch(s.epoch());
       bool joining;
       {
         std::lock_guard lock(mu_);

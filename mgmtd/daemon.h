@@ -90,6 +90,9 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
   Awaitable handle_cli(rpc::ConnectionPtr conn, uint64_t xid, pb::CliReq req);
   Task<pb::CliRsp> cli(pb::CliReq req, bool trusted);
   Task<pb::CliRsp> forward_to_leader(pb::CliReq req);
+  // Before a read on a follower: wait until it has applied what the leader has, so a command
+  // just answered by one server is seen by the next.
+  Awaitable catch_up_with_leader();
   Task<pb::CliRsp> peer_probe(std::string host);
   Task<pb::CliRsp> peer_detach(std::string host, bool force);
   pb::CliRsp peer_status(bool include_self);
