@@ -10,6 +10,8 @@
 #include <cstring>
 #include <optional>
 
+#include <xxhash.h>
+
 #include "common/log.h"
 #include "common/protocol.h"
 
@@ -946,6 +948,52 @@ Result<void> BrickFs::removexattr(const Gfid& gfid, int fd, const std::string& n
   }
   if (rc != 0) return fail_errno();
   return ok();
+}
+
+Result<std::pair<std::vector<uint64_t>, uint64_t>> BrickFs::checksum(const Gfid& gfid,
+                                                                     uint64_t offset,
+                                                                     uint64_t length,
+                                                                     uint32_t block_size) {
+  if (block_size == 0 || block_size > (16u << 20)) return fail(EINVAL);
+  auto fd = open_handle(gfid, O_RDONLY | O_NOFOLLOW);
+  if (!fd) return fail(fd.error() == Errno(ELOOP) ? Errno(EINVAL) : fd.error());
+  auto st = stat_fd(fd->get());
+  if (!st) return fail(st.error());
+  if (!S_ISREG(st->st_mode)) return fail(EINVAL);
+  uint64_t size = static_cast<uint64_t>(st->st_size);
+  uint64_t end = std::min(size, offset + std::min(length, UINT64_MAX - offset));
+  std::vector<uint64_t> sums;
+  std::vector<char> buf(block_size);
+  for (uint64_t at = offset; at < end; at += block_size) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(block_size, end - at));
+    size_t got = 0;
+    while (got < want) {
+      ssize_t n = ::pread(fd->get(), buf.data() + got, want - got, static_cast<off_t>(at + got));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return fail_errno();
+      }
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    sums.push_back(XXH3_64bits(buf.data(), got));
+  }
+  return std::pair{std::move(sums), size};
+}
+
+std::string BrickFs::path_of(const Gfid& gfid) {
+  std::vector<std::string> parts;
+  Gfid cur = gfid;
+  for (int depth = 0; depth < 512 && !cur.is_root(); ++depth) {
+    auto links = meta_->links(cur);
+    if (!links || links->empty()) return "";
+    parts.push_back(links->front().name);
+    cur = links->front().parent;
+  }
+  if (!cur.is_root()) return "";
+  std::string path;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) path += "/" + *it;
+  return path.empty() ? "/" : path;
 }
 
 Result<size_t> BrickFs::rebuild_index() {

@@ -96,6 +96,14 @@ class BrickFs {
   Result<std::vector<std::string>> listxattr(const Gfid& gfid, int fd);
   Result<void> removexattr(const Gfid& gfid, int fd, const std::string& name);
 
+  // xxh3-64 of each `block_size` block of [offset, offset + length) of a regular file, and the
+  // file's size.
+  Result<std::pair<std::vector<uint64_t>, uint64_t>> checksum(const Gfid& gfid, uint64_t offset,
+                                                              uint64_t length,
+                                                              uint32_t block_size);
+  // A path of the inode within the volume ("/a/b"), from the index's links; "" if none known.
+  std::string path_of(const Gfid& gfid);
+
   // Walks the whole brick and rebuilds the GFID index from the files' xattrs.
   Result<size_t> rebuild_index();
 

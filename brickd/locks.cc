@@ -88,6 +88,11 @@ void LockTable::run(Ready& ready) {
   for (auto& [done, result] : ready) done(std::move(result));
 }
 
+void LockTable::tell(const Blocked& blocked) const {
+  if (!contention_) return;
+  for (uint64_t c : blocked.holders) contention_(c, blocked.kind, blocked.domain, blocked.gfid);
+}
+
 void LockTable::grant_waiters(Key key, Space& s, Ready& ready) {
   for (auto it = s.waiters.begin(); it != s.waiters.end();) {
     bool granted;
@@ -115,6 +120,7 @@ void LockTable::drop_if_empty(const Key& key) {
 void LockTable::lock_range(LockKind kind, const std::string& domain, const Gfid& gfid,
                            const RangeLock& request, bool blocking, Done done) {
   Ready ready;
+  Blocked blocked{{}, kind, domain, gfid};
   {
     std::lock_guard lock(mu_);
     Key key{kind, domain, gfid};
@@ -139,6 +145,12 @@ void LockTable::lock_range(LockKind kind, const std::string& domain, const Gfid&
       // An owner converting a write lock to read may let readers in.
       grant_waiters(key, s, ready);
     } else if (blocking) {
+      for (const auto& held : s.ranges) {
+        if (!(held.owner == request.owner) && overlaps(held, request) &&
+            modes_conflict(held.mode, request.mode)) {
+          blocked.holders.push_back(held.owner.connection);
+        }
+      }
       s.waiters.push_back(Waiter{request, {}, std::move(done)});
     } else {
       ready.emplace_back(std::move(done), fail(EAGAIN));
@@ -146,6 +158,7 @@ void LockTable::lock_range(LockKind kind, const std::string& domain, const Gfid&
     drop_if_empty(key);
   }
   run(ready);
+  tell(blocked);
 }
 
 std::optional<RangeLock> LockTable::test_range(LockKind kind, const std::string& domain,
@@ -179,6 +192,7 @@ void LockTable::release_owner(LockKind kind, const std::string& domain, const Gf
 void LockTable::lock_entry(const std::string& domain, const Gfid& parent, const std::string& name,
                            LockMode mode, const LockOwner& owner, bool blocking, Done done) {
   Ready ready;
+  Blocked blocked{{}, LockKind::kEntry, domain, parent};
   {
     std::lock_guard lock(mu_);
     Key key{LockKind::kEntry, domain, parent};
@@ -195,6 +209,12 @@ void LockTable::lock_entry(const std::string& domain, const Gfid& parent, const 
       s.entries.push_back(e);
       ready.emplace_back(std::move(done), ok());
     } else if (blocking) {
+      for (const auto& held : s.entries) {
+        bool same_scope = held.name.empty() || e.name.empty() || held.name == e.name;
+        if (!(held.owner == owner) && same_scope && modes_conflict(held.mode, e.mode)) {
+          blocked.holders.push_back(held.owner.connection);
+        }
+      }
       s.waiters.push_back(Waiter{{}, e, std::move(done)});
     } else {
       ready.emplace_back(std::move(done), fail(EAGAIN));
@@ -202,6 +222,7 @@ void LockTable::lock_entry(const std::string& domain, const Gfid& parent, const 
     drop_if_empty(key);
   }
   run(ready);
+  tell(blocked);
 }
 
 void LockTable::release_connection(uint64_t connection) {

@@ -72,6 +72,12 @@ class LockTable {
   size_t granted_count() const;
   size_t waiter_count() const;
 
+  // Told, outside the table's mutex, when a blocking request has to wait: `connection` holds a
+  // conflicting lock of (kind, domain, gfid). Set once, before use.
+  using Contention = std::function<void(uint64_t connection, LockKind kind,
+                                        const std::string& domain, const Gfid& gfid)>;
+  void set_contention_listener(Contention listener) { contention_ = std::move(listener); }
+
  private:
   struct Key {
     LockKind kind;
@@ -96,6 +102,12 @@ class LockTable {
     bool empty() const { return ranges.empty() && entries.empty() && waiters.empty(); }
   };
   using Ready = std::vector<std::pair<Done, Result<void>>>;
+  struct Blocked {
+    std::vector<uint64_t> holders;
+    LockKind kind;
+    std::string domain;
+    Gfid gfid;
+  };
 
   static bool range_conflicts(const Space& s, const RangeLock& r, const RangeLock** with);
   static void apply_range(Space& s, const RangeLock& r);
@@ -103,7 +115,9 @@ class LockTable {
   void grant_waiters(Key key, Space& s, Ready& ready);  // REQUIRES(mu_)
   void drop_if_empty(const Key& key);                   // REQUIRES(mu_)
   static void run(Ready& ready);
+  void tell(const Blocked& blocked) const;
 
+  Contention contention_;
   mutable std::mutex mu_;
   std::map<Key, Space> spaces_;  // GUARDED_BY(mu_)
 };

@@ -69,6 +69,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600));
   app.add_flag("--rebuild-index", rebuild_index,
                "Rebuild the GFID index from the brick's files before serving");
+  bool arbiter = false;
+  app.add_flag("--arbiter", arbiter,
+               "Arbiter brick: keep names, metadata and replication changelogs, no file data");
   std::string options_file;
   app.add_option("--options-file", options_file,
                  "File of settings the management daemon may change at run time "

@@ -84,6 +84,7 @@ void MetaStore::Batch::put_inode(const Gfid& gfid, const InodeRecord& rec) {
 }
 
 void MetaStore::Batch::remove_inode(const Gfid& gfid, const std::vector<Link>& links) {
+  removed_.push_back(gfid);
   wb_->Delete(key(kInodeKey, gfid));
   wb_->Delete(key(kChangelogKey, gfid));
   wb_->Delete(key(kHealKey, gfid));
@@ -115,13 +116,27 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir) {
     MLOG_ERROR("cannot open metadata store {}: {}", dir, s.ToString());
     return fail(EIO);
   }
-  return std::unique_ptr<MetaStore>(new MetaStore(std::unique_ptr<rocksdb::DB>(raw)));
+  std::unique_ptr<MetaStore> store(new MetaStore(std::unique_ptr<rocksdb::DB>(raw)));
+  // The heal index's size, counted once; apply_changelog keeps it up to date.
+  int64_t n = 0;
+  std::unique_ptr<rocksdb::Iterator> it(store->db_->NewIterator(rocksdb::ReadOptions()));
+  std::string prefix(1, kHealKey);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) ++n;
+  store->heal_count_ = n;
+  return store;
 }
 
 Result<void> MetaStore::commit(Batch& batch) {
+  int64_t unindexed = 0;
+  for (const auto& g : batch.removed_) {
+    std::string v;
+    if (db_->Get(rocksdb::ReadOptions(), key(kHealKey, g), &v).ok()) ++unindexed;
+  }
   auto s = db_->Write(rocksdb::WriteOptions(), batch.wb_.get());
   if (!s.ok()) return fail(log_status(s, "write"));
+  heal_count_ -= unindexed;
   batch.wb_->Clear();
+  batch.removed_.clear();
   return ok();
 }
 
@@ -175,10 +190,12 @@ Result<pb::Changelog> MetaStore::apply_changelog(const Gfid& gfid, const pb::Cha
     return fail(log_status(s, "read"));
   }
   if (all_zero(delta)) return cur;
+  bool was_indexed = !all_zero(cur);
   add_into(cur.mutable_pending(), delta.pending());
   add_into(cur.mutable_dirty(), delta.dirty());
   rocksdb::WriteBatch wb;
-  if (all_zero(cur)) {
+  bool indexed = !all_zero(cur);
+  if (!indexed) {
     wb.Delete(k);
     wb.Delete(key(kHealKey, gfid));
   } else {
@@ -187,6 +204,7 @@ Result<pb::Changelog> MetaStore::apply_changelog(const Gfid& gfid, const pb::Cha
   }
   s = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!s.ok()) return fail(log_status(s, "write"));
+  if (indexed != was_indexed) heal_count_ += indexed ? 1 : -1;
   return cur;
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -56,6 +57,7 @@ class MetaStore {
    private:
     friend class MetaStore;
     std::unique_ptr<rocksdb::WriteBatch> wb_;
+    std::vector<Gfid> removed_;  // inodes whose heal index entry goes too
   };
   Result<void> commit(Batch& batch);
 
@@ -68,6 +70,8 @@ class MetaStore {
   Result<pb::Changelog> apply_changelog(const Gfid& gfid, const pb::Changelog& delta);
   // GFIDs in the heal index, in key order, at most `max`.
   Result<std::vector<Gfid>> heal_index(size_t max);
+  // Number of inodes in the heal index (kept as a counter, so this is immediate).
+  uint64_t heal_index_size() const { return heal_count_.load(); }
 
   Result<std::optional<std::string>> get_meta(std::string_view key);
   Result<void> put_meta(std::string_view key, std::string_view value);
@@ -82,6 +86,7 @@ class MetaStore {
   std::unique_ptr<rocksdb::DB> db_;
   // Striped by GFID: the changelog read-modify-write of one inode is serialised.
   std::array<std::mutex, 64> changelog_locks_;
+  std::atomic<int64_t> heal_count_{0};
 };
 
 }  // namespace mortar::brickd

@@ -148,7 +148,39 @@ struct BrickService::Session {
 BrickService::BrickService(BrickFs& fs, Options options)
     : fs_(fs),
       options_(std::move(options)),
-      pool_(std::make_unique<asio::thread_pool>(options_.io_threads)) {}
+      pool_(std::make_unique<asio::thread_pool>(options_.io_threads)) {
+  locks_.set_contention_listener(
+      [this](uint64_t connection, LockKind kind, const std::string& domain, const Gfid& gfid) {
+        on_contention(connection, kind, domain, gfid);
+      });
+}
+
+void BrickService::on_contention(uint64_t connection, LockKind kind, const std::string& domain,
+                                 const Gfid& gfid) {
+  if (kind != LockKind::kInode && kind != LockKind::kEntry) return;
+  rpc::ConnectionPtr conn;
+  {
+    std::lock_guard lock(conns_mu_);
+    auto it = conns_.find(connection);
+    if (it != conns_.end()) conn = it->second.lock();
+  }
+  if (!conn) return;
+  pb::LockContention ev;
+  ev.set_domain(domain);
+  ev.set_gfid(std::string(gfid.bytes()));
+  ev.set_entry(kind == LockKind::kEntry);
+  conn->send_event(pb::LOCK_CONTENTION, ev);
+}
+
+Result<void> BrickService::apply_pre_op(
+    const google::protobuf::RepeatedPtrField<pb::ChangelogReq>& marks) {
+  for (const auto& m : marks) {
+    auto g = Gfid::from_bytes(m.gfid());
+    if (!g || g->is_null()) return fail(EINVAL);
+    RETURN_IF_ERROR(fs_.meta().apply_changelog(*g, m.delta()));
+  }
+  return ok();
+}
 
 BrickService::~BrickService() { pool_->join(); }
 
@@ -174,8 +206,15 @@ void BrickService::offload(const rpc::ConnectionPtr& conn, rpc::Frame& frame, Fn
     if (!req.ParseFromString(frame.message)) {
       conn->close("undecodable " + proc_label(frame.header.proc) + " request");
     } else {
-      auto result = fn(*session, req, frame.data);
-      send_result(conn, frame.header.xid, result);
+      // Replication's marks go down before the change they announce.
+      Result<void> marked = ok();
+      if constexpr (requires { req.pre_op(); }) marked = apply_pre_op(req.pre_op());
+      if (!marked) {
+        conn->reply_error(frame.header.xid, marked.error());
+      } else {
+        auto result = fn(*session, req, frame.data);
+        send_result(conn, frame.header.xid, result);
+      }
     }
     --in_flight_;
   });
@@ -220,6 +259,10 @@ void BrickService::handshake(const rpc::ConnectionPtr& conn, const rpc::Frame& f
   s->client_id = req.client_id();
   s->process_name = req.process_name();
   s->ready = true;
+  {
+    std::lock_guard lock(conns_mu_);
+    conns_[conn->id()] = conn;
+  }
   if (req.ping_interval_ms() > 0) {
     auto interval = std::clamp<uint32_t>(req.ping_interval_ms(), 100, 60000);
     conn->set_idle_timeout(std::chrono::milliseconds(interval) * 4);
@@ -308,6 +351,10 @@ void BrickService::handle_entrylk(const rpc::ConnectionPtr& conn, const rpc::Fra
 }
 
 void BrickService::on_close(const rpc::ConnectionPtr& conn) {
+  {
+    std::lock_guard lock(conns_mu_);
+    conns_.erase(conn->id());
+  }
   locks_.release_connection(conn->id());
   if (auto s = conn->context<Session>(); s && s->ready) {
     MLOG_INFO("client {} ({}) disconnected", conn->peer(), s->process_name);
@@ -674,6 +721,34 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
             ASSIGN_OR_RETURN(*rsp.mutable_value(), fs_.meta().apply_changelog(g, req.delta()));
             return rsp;
           });
+
+    case pb::CHECKSUM:
+      return offload<pb::ChecksumReq>(conn, frame, [this](Session&, pb::ChecksumReq& req,
+                                                          Buffer&) -> Result<pb::ChecksumRsp> {
+        ASSIGN_OR_RETURN(Gfid g, gfid_arg(req.gfid()));
+        ASSIGN_OR_RETURN(auto sums,
+                         fs_.checksum(g, req.offset(), req.length(), req.block_size()));
+        pb::ChecksumRsp rsp;
+        for (uint64_t v : sums.first) rsp.add_sums(v);
+        rsp.set_size(sums.second);
+        return rsp;
+      });
+
+    case pb::HEAL_INDEX:
+      return offload<pb::HealIndexReq>(conn, frame, [this](Session&, pb::HealIndexReq& req,
+                                                           Buffer&) -> Result<pb::HealIndexRsp> {
+        pb::HealIndexRsp rsp;
+        rsp.set_total(fs_.meta().heal_index_size());
+        if (req.max() == 0) return rsp;
+        ASSIGN_OR_RETURN(auto gfids, fs_.meta().heal_index(req.max()));
+        for (const auto& g : gfids) {
+          pb::HealEntry* e = rsp.add_entries();
+          e->set_gfid(std::string(g.bytes()));
+          if (req.with_paths()) e->set_path(fs_.path_of(g));
+          ASSIGN_OR_RETURN(*e->mutable_changelog(), fs_.meta().apply_changelog(g, {}));
+        }
+        return rsp;
+      });
 
     case pb::HANDSHAKE:
     case pb::PROC_NONE:

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "brickd/brick_fs.h"
@@ -37,6 +38,9 @@ class BrickService : public rpc::ServiceHandler {
     // Fault injection for tests: each call of procedure `first` sleeps `second` ms on its
     // disk thread, as if the disk were slow.
     std::vector<std::pair<uint32_t, uint32_t>> inject_delay_ms;
+    // An arbiter brick keeps names, metadata and changelogs but no file data: writes,
+    // truncates and allocations succeed without touching the file.
+    bool arbiter = false;
   };
 
   BrickService(BrickFs& fs, Options options);
@@ -60,6 +64,11 @@ class BrickService : public rpc::ServiceHandler {
 
   template <class Req, class Fn>
   void offload(const rpc::ConnectionPtr& conn, rpc::Frame& frame, Fn fn);
+  // Applies a request's replication pre-op marks (before the operation itself).
+  Result<void> apply_pre_op(
+      const google::protobuf::RepeatedPtrField<pb::ChangelogReq>& marks);
+  void on_contention(uint64_t connection, LockKind kind, const std::string& domain,
+                     const Gfid& gfid);
   template <class Req>
   bool parse_inline(const rpc::ConnectionPtr& conn, const rpc::Frame& frame, Req& req);
   void handshake(const rpc::ConnectionPtr& conn, const rpc::Frame& frame);
@@ -75,6 +84,8 @@ class BrickService : public rpc::ServiceHandler {
   std::atomic<bool> draining_{false};
   std::atomic<size_t> in_flight_{0};
   std::array<std::atomic<uint64_t>, 64> calls_{};
+  std::mutex conns_mu_;
+  std::unordered_map<uint64_t, std::weak_ptr<rpc::ServerConnection>> conns_;  // GUARDED_BY
 };
 
 }  // namespace mortar::brickd

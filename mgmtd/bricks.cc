@@ -105,6 +105,7 @@ std::string BrickSupervisor::start(const pb::VolumeSpec& volume, const std::stri
                                      log,
                                      "--options-file",
                                      base + ".opts"};
+    if (brick.arbiter()) argv.push_back("--arbiter");
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
@@ -114,6 +115,11 @@ std::string BrickSupervisor::start(const pb::VolumeSpec& volume, const std::stri
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    // The brick outlives this daemon: it must not inherit our descriptors. A copy of the
+    // management port's listening socket would keep accepting (and never answering) after
+    // mortar-mgmtd stops, so peers see a dead server as connected and a restarted mgmtd
+    // cannot bind its port.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     pid_t pid = 0;
     int rc = ::posix_spawn(&pid, options_.brickd.c_str(), &actions, nullptr, args.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
