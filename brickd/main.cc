@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
 
   boost::asio::io_context io;
   brickd::BrickService service(**fs,
-                               {volume, brick_name, auth_allow, auth_reject, io_threads, delays});
+                               {volume, brick_name, auth_allow, auth_reject, io_threads, delays, arbiter});
   auto load_options = [&]() {
     if (options_file.empty()) return;
     std::ifstream in(options_file);

@@ -409,6 +409,12 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
               ASSIGN_OR_RETURN(Gfid parent, gfid_arg(req.parent()));
               ASSIGN_OR_RETURN(*rsp.mutable_attr(), fs_.lookup(parent, req.name()));
             }
+            if (req.want_changelog()) {
+              auto g = Gfid::from_bytes(rsp.attr().gfid());
+              if (!g) return fail(EIO);
+              ASSIGN_OR_RETURN(*rsp.mutable_changelog(),
+                               fs_.meta().apply_changelog(*g, pb::Changelog()));
+            }
             return rsp;
           });
 
@@ -448,7 +454,18 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
           conn, frame,
           [this](Session& s, pb::TruncateReq& req, Buffer&) -> Result<pb::TruncateRsp> {
             std::pair<pb::Iatt, pb::Iatt> attrs;
-            if (req.fd() != 0) {
+            if (options_.arbiter) {
+              Gfid g;
+              if (req.fd() != 0) {
+                ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
+                g = f->gfid;
+              } else {
+                ASSIGN_OR_RETURN(g, gfid_arg(req.gfid()));
+              }
+              ASSIGN_OR_RETURN(attrs.first, fs_.getattr(g));
+              if ((attrs.first.mode() & S_IFMT) == S_IFDIR) return fail(EISDIR);
+              attrs.second = attrs.first;
+            } else if (req.fd() != 0) {
               ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
               if (f->is_dir) return fail(EISDIR);
               ASSIGN_OR_RETURN(attrs, fs_.ftruncate(f->fd.get(), f->gfid, req.size()));
@@ -585,7 +602,11 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
           conn, frame, [this](Session& s, pb::WriteReq& req, Buffer& data) -> Result<pb::WriteRsp> {
             ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
             if (f->is_dir) return fail(EISDIR);
-            ASSIGN_OR_RETURN(size_t written, fs_.write(f->fd.get(), req.offset(), data.view()));
+            // An arbiter takes part in the transaction (locks, marks) but keeps no data.
+            size_t written = data.size();
+            if (!options_.arbiter) {
+              ASSIGN_OR_RETURN(written, fs_.write(f->fd.get(), req.offset(), data.view()));
+            }
             pb::WriteRsp rsp;
             rsp.set_written(static_cast<uint32_t>(written));
             ASSIGN_OR_RETURN(*rsp.mutable_post(), fs_.fgetattr(f->fd.get(), f->gfid));
@@ -704,7 +725,9 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
           [this](Session& s, pb::FallocateReq& req, Buffer&) -> Result<pb::FallocateRsp> {
             ASSIGN_OR_RETURN(auto f, s.get(req.fd()));
             if (f->is_dir) return fail(EISDIR);
-            RETURN_IF_ERROR(fs_.fallocate(f->fd.get(), req.mode(), req.offset(), req.length()));
+            if (!options_.arbiter) {
+              RETURN_IF_ERROR(fs_.fallocate(f->fd.get(), req.mode(), req.offset(), req.length()));
+            }
             pb::FallocateRsp rsp;
             ASSIGN_OR_RETURN(*rsp.mutable_post(), fs_.fgetattr(f->fd.get(), f->gfid));
             return rsp;

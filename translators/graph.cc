@@ -5,6 +5,9 @@
 namespace mortar::xl {
 
 void register_protocol_client(Registry& registry);
+namespace afr {
+void register_replicate(Registry& registry);
+}
 
 void Registry::add(TranslatorType type) {
   std::string name = type.type;
@@ -26,6 +29,7 @@ const Registry& Registry::builtin() {
   static const Registry registry = [] {
     Registry r;
     register_protocol_client(r);
+    afr::register_replicate(r);
     return r;
   }();
   return registry;

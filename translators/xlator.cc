@@ -9,8 +9,8 @@ bool Translator::is_up() const {
   return false;
 }
 
-void Translator::notify(Event event, Translator* from) {
-  if (parent_) parent_->notify(event, this);
+void Translator::notify(Event event, Translator* from, const EventInfo& info) {
+  if (parent_) parent_->notify(event, this, info);
 }
 
 // Defaults: an operation this translator does not implement.
@@ -106,137 +106,161 @@ Task<pb::Changelog> Translator::changelog(OpContext ctx, pb::ChangelogReq req) {
   co_return fail(ENOSYS);
 }
 
+Task<pb::LookupRsp> Translator::lookup_raw(OpContext ctx, pb::LookupReq req) {
+  co_return fail(ENOSYS);
+}
+
+Task<pb::ChecksumRsp> Translator::checksum(OpContext ctx, pb::ChecksumReq req) {
+  co_return fail(ENOSYS);
+}
+
+Task<pb::HealIndexRsp> Translator::heal_index(OpContext ctx, pb::HealIndexReq req) {
+  co_return fail(ENOSYS);
+}
+
+Task<pb::LookupRsp> PassThrough::lookup_raw(OpContext ctx, pb::LookupReq req) {
+  return child()->lookup_raw(std::move(ctx), std::move(req));
+}
+
+Task<pb::ChecksumRsp> PassThrough::checksum(OpContext ctx, pb::ChecksumReq req) {
+  return child()->checksum(std::move(ctx), std::move(req));
+}
+
+Task<pb::HealIndexRsp> PassThrough::heal_index(OpContext ctx, pb::HealIndexReq req) {
+  return child()->heal_index(std::move(ctx), std::move(req));
+}
+
 bool PassThrough::is_up() const { return child()->is_up(); }
 
 // Forwarding returns the child's awaitable itself: no extra coroutine frame per hop.
 
 Task<pb::Iatt> PassThrough::lookup(OpContext ctx, Gfid parent, std::string name) {
-  return child()->lookup(ctx, parent, std::move(name));
+  return child()->lookup(std::move(ctx), parent, std::move(name));
 }
 
 Task<pb::Iatt> PassThrough::lookup_gfid(OpContext ctx, Gfid gfid) {
-  return child()->lookup_gfid(ctx, gfid);
+  return child()->lookup_gfid(std::move(ctx), gfid);
 }
 
 Task<pb::Iatt> PassThrough::getattr(OpContext ctx, Gfid gfid, FdPtr fd) {
-  return child()->getattr(ctx, gfid, std::move(fd));
+  return child()->getattr(std::move(ctx), gfid, std::move(fd));
 }
 
 Task<AttrPair> PassThrough::setattr(OpContext ctx, Gfid gfid, FdPtr fd, pb::SetattrReq req) {
-  return child()->setattr(ctx, gfid, std::move(fd), std::move(req));
+  return child()->setattr(std::move(ctx), gfid, std::move(fd), std::move(req));
 }
 
 Task<AttrPair> PassThrough::truncate(OpContext ctx, Gfid gfid, FdPtr fd, uint64_t size) {
-  return child()->truncate(ctx, gfid, std::move(fd), size);
+  return child()->truncate(std::move(ctx), gfid, std::move(fd), size);
 }
 
 Task<Created> PassThrough::create(OpContext ctx, pb::CreateReq req) {
-  return child()->create(ctx, std::move(req));
+  return child()->create(std::move(ctx), std::move(req));
 }
 
 Task<pb::Iatt> PassThrough::mknod(OpContext ctx, pb::MknodReq req) {
-  return child()->mknod(ctx, std::move(req));
+  return child()->mknod(std::move(ctx), std::move(req));
 }
 
 Task<pb::Iatt> PassThrough::mkdir(OpContext ctx, pb::MkdirReq req) {
-  return child()->mkdir(ctx, std::move(req));
+  return child()->mkdir(std::move(ctx), std::move(req));
 }
 
 Task<pb::Iatt> PassThrough::symlink(OpContext ctx, pb::SymlinkReq req) {
-  return child()->symlink(ctx, std::move(req));
+  return child()->symlink(std::move(ctx), std::move(req));
 }
 
 Task<pb::Iatt> PassThrough::link(OpContext ctx, pb::LinkReq req) {
-  return child()->link(ctx, std::move(req));
+  return child()->link(std::move(ctx), std::move(req));
 }
 
 Task<void> PassThrough::unlink(OpContext ctx, pb::UnlinkReq req) {
-  return child()->unlink(ctx, std::move(req));
+  return child()->unlink(std::move(ctx), std::move(req));
 }
 
 Task<void> PassThrough::rmdir(OpContext ctx, pb::RmdirReq req) {
-  return child()->rmdir(ctx, std::move(req));
+  return child()->rmdir(std::move(ctx), std::move(req));
 }
 
 Task<void> PassThrough::rename(OpContext ctx, pb::RenameReq req) {
-  return child()->rename(ctx, std::move(req));
+  return child()->rename(std::move(ctx), std::move(req));
 }
 
 Task<std::string> PassThrough::readlink(OpContext ctx, Gfid gfid) {
-  return child()->readlink(ctx, gfid);
+  return child()->readlink(std::move(ctx), gfid);
 }
 
 Task<FdPtr> PassThrough::open(OpContext ctx, Gfid gfid, uint32_t flags) {
-  return child()->open(ctx, gfid, flags);
+  return child()->open(std::move(ctx), gfid, flags);
 }
 
 Task<Buffer> PassThrough::read(OpContext ctx, FdPtr fd, uint64_t offset, uint32_t size) {
-  return child()->read(ctx, std::move(fd), offset, size);
+  return child()->read(std::move(ctx), std::move(fd), offset, size);
 }
 
 Task<pb::WriteRsp> PassThrough::write(OpContext ctx, FdPtr fd, uint64_t offset, Buffer data) {
-  return child()->write(ctx, std::move(fd), offset, std::move(data));
+  return child()->write(std::move(ctx), std::move(fd), offset, std::move(data));
 }
 
 Task<void> PassThrough::flush(OpContext ctx, FdPtr fd) {
-  return child()->flush(ctx, std::move(fd));
+  return child()->flush(std::move(ctx), std::move(fd));
 }
 
 Task<void> PassThrough::fsync(OpContext ctx, FdPtr fd, bool datasync) {
-  return child()->fsync(ctx, std::move(fd), datasync);
+  return child()->fsync(std::move(ctx), std::move(fd), datasync);
 }
 
 boost::asio::awaitable<void> PassThrough::release(FdPtr fd) {
   return child()->release(std::move(fd));
 }
 
-Task<FdPtr> PassThrough::opendir(OpContext ctx, Gfid gfid) { return child()->opendir(ctx, gfid); }
+Task<FdPtr> PassThrough::opendir(OpContext ctx, Gfid gfid) { return child()->opendir(std::move(ctx), gfid); }
 
 Task<pb::ReaddirRsp> PassThrough::readdir(OpContext ctx, FdPtr fd, uint64_t offset, uint32_t size,
                                           bool plus) {
-  return child()->readdir(ctx, std::move(fd), offset, size, plus);
+  return child()->readdir(std::move(ctx), std::move(fd), offset, size, plus);
 }
 
 Task<pb::StatfsRsp> PassThrough::statfs(OpContext ctx, Gfid gfid) {
-  return child()->statfs(ctx, gfid);
+  return child()->statfs(std::move(ctx), gfid);
 }
 
 Task<std::string> PassThrough::getxattr(OpContext ctx, Gfid gfid, FdPtr fd, std::string name) {
-  return child()->getxattr(ctx, gfid, std::move(fd), std::move(name));
+  return child()->getxattr(std::move(ctx), gfid, std::move(fd), std::move(name));
 }
 
 Task<void> PassThrough::setxattr(OpContext ctx, Gfid gfid, FdPtr fd, std::string name,
                                  std::string value, int flags) {
-  return child()->setxattr(ctx, gfid, std::move(fd), std::move(name), std::move(value), flags);
+  return child()->setxattr(std::move(ctx), gfid, std::move(fd), std::move(name), std::move(value), flags);
 }
 
 Task<std::vector<std::string>> PassThrough::listxattr(OpContext ctx, Gfid gfid, FdPtr fd) {
-  return child()->listxattr(ctx, gfid, std::move(fd));
+  return child()->listxattr(std::move(ctx), gfid, std::move(fd));
 }
 
 Task<void> PassThrough::removexattr(OpContext ctx, Gfid gfid, FdPtr fd, std::string name) {
-  return child()->removexattr(ctx, gfid, std::move(fd), std::move(name));
+  return child()->removexattr(std::move(ctx), gfid, std::move(fd), std::move(name));
 }
 
 Task<pb::Iatt> PassThrough::fallocate(OpContext ctx, FdPtr fd, uint32_t mode, uint64_t offset,
                                       uint64_t length) {
-  return child()->fallocate(ctx, std::move(fd), mode, offset, length);
+  return child()->fallocate(std::move(ctx), std::move(fd), mode, offset, length);
 }
 
 Task<pb::LkRsp> PassThrough::lk(OpContext ctx, FdPtr fd, pb::LkReq req) {
-  return child()->lk(ctx, std::move(fd), std::move(req));
+  return child()->lk(std::move(ctx), std::move(fd), std::move(req));
 }
 
 Task<void> PassThrough::inodelk(OpContext ctx, pb::InodelkReq req) {
-  return child()->inodelk(ctx, std::move(req));
+  return child()->inodelk(std::move(ctx), std::move(req));
 }
 
 Task<void> PassThrough::entrylk(OpContext ctx, pb::EntrylkReq req) {
-  return child()->entrylk(ctx, std::move(req));
+  return child()->entrylk(std::move(ctx), std::move(req));
 }
 
 Task<pb::Changelog> PassThrough::changelog(OpContext ctx, pb::ChangelogReq req) {
-  return child()->changelog(ctx, std::move(req));
+  return child()->changelog(std::move(ctx), std::move(req));
 }
 
 }  // namespace mortar::xl

@@ -36,6 +36,8 @@ struct OpContext {
   uint64_t lock_owner = 0;                           // POSIX lock owner of the caller (flush, lk)
   uint64_t unique = 0;                               // request id, for logs
   std::chrono::steady_clock::time_point deadline{};  // none: the transport's default
+  // Replication's pre-op marks for this call, applied by the brick before the operation.
+  std::vector<pb::ChangelogReq> pre_op;
 };
 
 class Translator;
@@ -90,8 +92,15 @@ struct Created {
 };
 
 enum class Event {
-  kChildUp,    // a child can serve (again)
-  kChildDown,  // a child lost its brick(s)
+  kChildUp,         // a child can serve (again)
+  kChildDown,       // a child lost its brick(s)
+  kLockContention,  // a brick: another client waits for a lock we hold (EventInfo)
+};
+
+struct EventInfo {
+  std::string domain;  // kLockContention: the lock's domain and inode or directory
+  Gfid gfid;
+  bool entry = false;
 };
 
 class Translator {
@@ -116,7 +125,7 @@ class Translator {
   // True when this translator can serve requests now.
   virtual bool is_up() const;
   // An event from a child (`from`). The default passes it on to the parent.
-  virtual void notify(Event event, Translator* from);
+  virtual void notify(Event event, Translator* from, const EventInfo& info = {});
 
   // File operations. The defaults answer ENOSYS; PassThrough forwards to the first child.
   virtual Task<pb::Iatt> lookup(OpContext ctx, Gfid parent, std::string name);
@@ -155,6 +164,11 @@ class Translator {
   virtual Task<void> inodelk(OpContext ctx, pb::InodelkReq req);
   virtual Task<void> entrylk(OpContext ctx, pb::EntrylkReq req);
   virtual Task<pb::Changelog> changelog(OpContext ctx, pb::ChangelogReq req);
+  // The brick-level lookup with everything it can answer (changelog included), for
+  // replication and heal.
+  virtual Task<pb::LookupRsp> lookup_raw(OpContext ctx, pb::LookupReq req);
+  virtual Task<pb::ChecksumRsp> checksum(OpContext ctx, pb::ChecksumReq req);
+  virtual Task<pb::HealIndexRsp> heal_index(OpContext ctx, pb::HealIndexReq req);
 
  private:
   std::string name_;
@@ -205,6 +219,9 @@ class PassThrough : public Translator {
   Task<void> inodelk(OpContext ctx, pb::InodelkReq req) override;
   Task<void> entrylk(OpContext ctx, pb::EntrylkReq req) override;
   Task<pb::Changelog> changelog(OpContext ctx, pb::ChangelogReq req) override;
+  Task<pb::LookupRsp> lookup_raw(OpContext ctx, pb::LookupReq req) override;
+  Task<pb::ChecksumRsp> checksum(OpContext ctx, pb::ChecksumReq req) override;
+  Task<pb::HealIndexRsp> heal_index(OpContext ctx, pb::HealIndexReq req) override;
 
  protected:
   Translator* child() const { return children().front(); }

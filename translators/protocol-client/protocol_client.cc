@@ -13,6 +13,12 @@ namespace {
 
 std::string raw(const Gfid& g) { return std::string(g.bytes()); }
 
+// Replication's pre-op marks travel inside the request they announce.
+template <class Req>
+void add_pre_op(const OpContext& ctx, Req& req) {
+  for (const auto& m : ctx.pre_op) *req.add_pre_op() = m;
+}
+
 }  // namespace
 
 // Shared with the connection's callbacks, which may outlive the translator.
@@ -77,6 +83,17 @@ ProtocolClient::ProtocolClient(std::string name, Config config, const GraphConte
     if (!state->owner) return;
     state->owner->up_ = up;
     state->owner->notify(up ? Event::kChildUp : Event::kChildDown, state->owner);
+  });
+  client_->set_event_listener([weak](uint32_t proc, std::string message) {
+    if (proc != pb::LOCK_CONTENTION) return;
+    pb::LockContention ev;
+    if (!ev.ParseFromString(message)) return;
+    auto state = weak.lock();
+    if (!state) return;
+    std::lock_guard lock(state->mu);
+    if (!state->owner) return;
+    EventInfo info{ev.domain(), Gfid::from_bytes(ev.gfid()).value_or(Gfid()), ev.entry()};
+    state->owner->notify(Event::kLockContention, state->owner, info);
   });
   client_->set_reconnect_hook([weak]() -> asio::awaitable<Result<void>> {
     auto state = weak.lock();
@@ -221,6 +238,7 @@ Task<pb::Iatt> ProtocolClient::getattr(OpContext ctx, Gfid gfid, FdPtr fd) {
 Task<AttrPair> ProtocolClient::setattr(OpContext ctx, Gfid gfid, FdPtr fd, pb::SetattrReq req) {
   req.clear_fd();
   req.clear_gfid();
+  add_pre_op(ctx, req);
   if (fd) {
     CO_ASSIGN_OR_RETURN(uint64_t rfd, remote(fd));
     req.set_fd(rfd);
@@ -241,12 +259,14 @@ Task<AttrPair> ProtocolClient::truncate(OpContext ctx, Gfid gfid, FdPtr fd, uint
     req.set_gfid(raw(gfid));
   }
   req.set_size(size);
+  add_pre_op(ctx, req);
   Result<pb::TruncateRsp> r = co_await call<pb::TruncateRsp>(ctx, pb::TRUNCATE, req);
   if (!r) co_return fail(r.error());
   co_return AttrPair{std::move(*r->mutable_pre()), std::move(*r->mutable_post())};
 }
 
 Task<Created> ProtocolClient::create(OpContext ctx, pb::CreateReq req) {
+  add_pre_op(ctx, req);
   Result<pb::CreateRsp> r = co_await call<pb::CreateRsp>(ctx, pb::CREATE, req);
   if (!r) co_return fail(r.error());
   Gfid g = Gfid::from_bytes(r->attr().gfid()).value_or(Gfid());
@@ -255,42 +275,49 @@ Task<Created> ProtocolClient::create(OpContext ctx, pb::CreateReq req) {
 }
 
 Task<pb::Iatt> ProtocolClient::mknod(OpContext ctx, pb::MknodReq req) {
+  add_pre_op(ctx, req);
   Result<pb::EntryRsp> r = co_await call<pb::EntryRsp>(ctx, pb::MKNOD, req);
   if (!r) co_return fail(r.error());
   co_return std::move(*r->mutable_attr());
 }
 
 Task<pb::Iatt> ProtocolClient::mkdir(OpContext ctx, pb::MkdirReq req) {
+  add_pre_op(ctx, req);
   Result<pb::EntryRsp> r = co_await call<pb::EntryRsp>(ctx, pb::MKDIR, req);
   if (!r) co_return fail(r.error());
   co_return std::move(*r->mutable_attr());
 }
 
 Task<pb::Iatt> ProtocolClient::symlink(OpContext ctx, pb::SymlinkReq req) {
+  add_pre_op(ctx, req);
   Result<pb::EntryRsp> r = co_await call<pb::EntryRsp>(ctx, pb::SYMLINK, req);
   if (!r) co_return fail(r.error());
   co_return std::move(*r->mutable_attr());
 }
 
 Task<pb::Iatt> ProtocolClient::link(OpContext ctx, pb::LinkReq req) {
+  add_pre_op(ctx, req);
   Result<pb::EntryRsp> r = co_await call<pb::EntryRsp>(ctx, pb::LINK, req);
   if (!r) co_return fail(r.error());
   co_return std::move(*r->mutable_attr());
 }
 
 Task<void> ProtocolClient::unlink(OpContext ctx, pb::UnlinkReq req) {
+  add_pre_op(ctx, req);
   Result<pb::Empty> r = co_await call<pb::Empty>(ctx, pb::UNLINK, req);
   if (!r) co_return fail(r.error());
   co_return ok();
 }
 
 Task<void> ProtocolClient::rmdir(OpContext ctx, pb::RmdirReq req) {
+  add_pre_op(ctx, req);
   Result<pb::Empty> r = co_await call<pb::Empty>(ctx, pb::RMDIR, req);
   if (!r) co_return fail(r.error());
   co_return ok();
 }
 
 Task<void> ProtocolClient::rename(OpContext ctx, pb::RenameReq req) {
+  add_pre_op(ctx, req);
   Result<pb::Empty> r = co_await call<pb::Empty>(ctx, pb::RENAME, req);
   if (!r) co_return fail(r.error());
   co_return ok();
@@ -330,6 +357,7 @@ Task<pb::WriteRsp> ProtocolClient::write(OpContext ctx, FdPtr fd, uint64_t offse
   pb::WriteReq req;
   req.set_fd(rfd);
   req.set_offset(offset);
+  add_pre_op(ctx, req);
   ++calls_sent_;
   Result<pb::WriteRsp> r = co_await client_->write(req, std::move(data), call_options(ctx));
   co_return r;
@@ -424,6 +452,7 @@ Task<void> ProtocolClient::setxattr(OpContext ctx, Gfid gfid, FdPtr fd, std::str
   req.set_name(std::move(name));
   req.set_value(std::move(value));
   req.set_flags(static_cast<uint32_t>(flags));
+  add_pre_op(ctx, req);
   Result<pb::Empty> r = co_await call<pb::Empty>(ctx, pb::SETXATTR, req);
   if (!r) co_return fail(r.error());
   co_return ok();
@@ -451,6 +480,7 @@ Task<void> ProtocolClient::removexattr(OpContext ctx, Gfid gfid, FdPtr fd, std::
     req.set_gfid(raw(gfid));
   }
   req.set_name(std::move(name));
+  add_pre_op(ctx, req);
   Result<pb::Empty> r = co_await call<pb::Empty>(ctx, pb::REMOVEXATTR, req);
   if (!r) co_return fail(r.error());
   co_return ok();
@@ -464,6 +494,7 @@ Task<pb::Iatt> ProtocolClient::fallocate(OpContext ctx, FdPtr fd, uint32_t mode,
   req.set_mode(mode);
   req.set_offset(offset);
   req.set_length(length);
+  add_pre_op(ctx, req);
   Result<pb::FallocateRsp> r = co_await call<pb::FallocateRsp>(ctx, pb::FALLOCATE, req);
   if (!r) co_return fail(r.error());
   co_return std::move(*r->mutable_post());
@@ -490,6 +521,21 @@ Task<void> ProtocolClient::entrylk(OpContext ctx, pb::EntrylkReq req) {
   Result<pb::Empty> r = co_await call<pb::Empty>(ctx, pb::ENTRYLK, req);
   if (!r) co_return fail(r.error());
   co_return ok();
+}
+
+Task<pb::LookupRsp> ProtocolClient::lookup_raw(OpContext ctx, pb::LookupReq req) {
+  Result<pb::LookupRsp> r = co_await call<pb::LookupRsp>(ctx, pb::LOOKUP, req);
+  co_return r;
+}
+
+Task<pb::ChecksumRsp> ProtocolClient::checksum(OpContext ctx, pb::ChecksumReq req) {
+  Result<pb::ChecksumRsp> r = co_await call<pb::ChecksumRsp>(ctx, pb::CHECKSUM, req);
+  co_return r;
+}
+
+Task<pb::HealIndexRsp> ProtocolClient::heal_index(OpContext ctx, pb::HealIndexReq req) {
+  Result<pb::HealIndexRsp> r = co_await call<pb::HealIndexRsp>(ctx, pb::HEAL_INDEX, req);
+  co_return r;
 }
 
 Task<pb::Changelog> ProtocolClient::changelog(OpContext ctx, pb::ChangelogReq req) {

@@ -68,6 +68,9 @@ class ProtocolClient : public Translator {
   Task<void> inodelk(OpContext ctx, pb::InodelkReq req) override;
   Task<void> entrylk(OpContext ctx, pb::EntrylkReq req) override;
   Task<pb::Changelog> changelog(OpContext ctx, pb::ChangelogReq req) override;
+  Task<pb::LookupRsp> lookup_raw(OpContext ctx, pb::LookupReq req) override;
+  Task<pb::ChecksumRsp> checksum(OpContext ctx, pb::ChecksumReq req) override;
+  Task<pb::HealIndexRsp> heal_index(OpContext ctx, pb::HealIndexReq req) override;
 
  private:
   // The brick's descriptor for one open file, valid for one connection generation.
