@@ -20,6 +20,7 @@ namespace mortar::brickd {
 namespace {
 
 constexpr size_t kMaxHandleSize = 128;  // MAX_HANDLE_SZ
+constexpr std::string_view kIndexFormat = "2";
 
 // "/proc/self/fd/N": reaches the inode behind an fd for calls that have no fd form (chmod
 // and xattrs on O_PATH descriptors). Resolving it never walks the brick's names.
@@ -247,12 +248,13 @@ Result<std::unique_ptr<BrickFs>> BrickFs::open(const Options& options) {
   std::unique_ptr<BrickFs> fs(new BrickFs(std::move(root), mount_id, std::move(*meta), brick_id));
   auto format = fs->meta_->get_meta("format");
   if (!format) return fail(format.error());
-  if (!*format || options.rebuild_index) {
+  // Format 2 added the bucket index: an older index is rebuilt to get it.
+  if (!*format || **format != kIndexFormat || options.rebuild_index) {
     MLOG_INFO("building the GFID index of {} from its files", options.brick_dir);
     auto n = fs->rebuild_index();
     if (!n) return fail(n.error());
     MLOG_INFO("indexed {} inodes", *n);
-    if (auto r = fs->meta_->put_meta("format", "1"); !r) return fail(r.error());
+    if (auto r = fs->meta_->put_meta("format", kIndexFormat); !r) return fail(r.error());
   }
   return fs;
 }
@@ -360,11 +362,11 @@ Result<void> BrickFs::index_entry(int dirfd, std::string_view name, const Gfid& 
         static_cast<uint64_t>(st.st_ino), hb.get()->handle_type,
         std::string(reinterpret_cast<const char*>(hb.get()->f_handle), hb.get()->handle_bytes)};
     batch.put_inode(gfid, r);
-    batch.add_link(gfid, parent, name);
+    batch.add_link(gfid, parent, name, st.st_mode & S_IFMT);
   } else {
     auto linked = meta_->has_link(gfid, parent, name);
     if (!linked) return fail(linked.error());
-    if (!*linked) batch.add_link(gfid, parent, name);
+    if (!*linked) batch.add_link(gfid, parent, name, st.st_mode & S_IFMT);
   }
   if (batch.count() == 0) return ok();
   return meta_->commit(batch);
@@ -544,7 +546,7 @@ Result<pb::Iatt> BrickFs::link(const pb::LinkReq& req) {
     return fail_errno();
   }
   MetaStore::Batch batch;
-  batch.add_link(gfid, parent, req.new_name());
+  batch.add_link(gfid, parent, req.new_name(), st->st_mode & S_IFMT);
   if (auto r = meta_->commit(batch); !r) return fail(r.error());
   st = stat_fd(src->get());
   if (!st) return fail(st.error());
@@ -640,17 +642,20 @@ Result<void> BrickFs::rename(const pb::RenameReq& req) {
   // Two names of one inode: rename(2) does nothing.
   if (target_exists && sst.st_ino == tst.st_ino && sst.st_dev == tst.st_dev) return ok();
 
+  // Removals first: the bucket index is keyed by name, and the additions reuse the names.
   MetaStore::Batch batch;
-  batch.remove_link(*sg, old_parent, req.old_name());
-  batch.add_link(*sg, new_parent, req.new_name());
+  bool exchange = (req.flags() & RENAME_EXCHANGE) != 0;
   if (target_exists && !tg.is_null()) {
     batch.remove_link(tg, new_parent, req.new_name());
-    if (req.flags() & RENAME_EXCHANGE) {
-      batch.add_link(tg, old_parent, req.old_name());
-    } else if (S_ISDIR(tst.st_mode) || tst.st_nlink <= 1) {
+    if (!exchange && (S_ISDIR(tst.st_mode) || tst.st_nlink <= 1)) {
       auto links = meta_->links(tg);
       batch.remove_inode(tg, links ? *links : std::vector<Link>{});
     }
+  }
+  batch.remove_link(*sg, old_parent, req.old_name());
+  batch.add_link(*sg, new_parent, req.new_name(), sst.st_mode & S_IFMT);
+  if (exchange && target_exists && !tg.is_null()) {
+    batch.add_link(tg, old_parent, req.old_name(), tst.st_mode & S_IFMT);
   }
   (void)meta_->commit(batch);
   return ok();
@@ -959,6 +964,7 @@ Result<std::pair<std::vector<uint64_t>, uint64_t>> BrickFs::checksum(const Gfid&
   if (!fd) return fail(fd.error() == Errno(ELOOP) ? Errno(EINVAL) : fd.error());
   auto st = stat_fd(fd->get());
   if (!st) return fail(st.error());
+  if (S_ISDIR(st->st_mode)) return fail(EISDIR);
   if (!S_ISREG(st->st_mode)) return fail(EINVAL);
   uint64_t size = static_cast<uint64_t>(st->st_size);
   uint64_t end = std::min(size, offset + std::min(length, UINT64_MAX - offset));

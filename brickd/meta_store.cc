@@ -2,6 +2,9 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
+#include <xxhash.h>
+
+#include <cstring>
 
 #include "common/log.h"
 
@@ -15,6 +18,9 @@ constexpr char kLinkKey = 'L';
 constexpr char kChangelogKey = 'C';
 constexpr char kHealKey = 'H';
 constexpr char kMetaKey = 'M';
+// Bucket index: 'B' + bucket (2 bytes, big-endian) + parent GFID + name -> GFID + type
+// (4 bytes, little-endian). Keys of one bucket are contiguous and ordered by (parent, name).
+constexpr char kBucketKey = 'B';
 
 std::string key(char space, const Gfid& gfid) {
   std::string k(1, space);
@@ -27,6 +33,26 @@ std::string link_key(const Gfid& gfid, const Gfid& parent, std::string_view name
   k.append(parent.bytes());
   k.append(name);
   return k;
+}
+
+std::string bucket_prefix(uint32_t bucket) {
+  std::string k(1, kBucketKey);
+  k.push_back(static_cast<char>((bucket >> 8) & 0xff));
+  k.push_back(static_cast<char>(bucket & 0xff));
+  return k;
+}
+
+std::string bucket_key(const Gfid& parent, std::string_view name) {
+  std::string k = bucket_prefix(entry_bucket(parent, name));
+  k.append(parent.bytes());
+  k.append(name);
+  return k;
+}
+
+std::string bucket_value(const Gfid& gfid, uint32_t type) {
+  std::string v(gfid.bytes());
+  for (int i = 0; i < 4; ++i) v.push_back(static_cast<char>(type >> (8 * i)));
+  return v;
 }
 
 // Inode record: ino (8 bytes LE), handle type (4 bytes LE), handle bytes.
@@ -76,6 +102,27 @@ void add_into(google::protobuf::RepeatedField<int64_t>* to,
 
 }  // namespace
 
+uint32_t entry_bucket(const Gfid& parent, std::string_view name) {
+  // One contiguous key, on the stack for any name a directory can hold.
+  char stack[Gfid::kSize + 256];
+  std::string heap;
+  char* key = stack;
+  size_t len = Gfid::kSize + name.size();
+  if (len > sizeof stack) {
+    heap.resize(len);
+    key = heap.data();
+  }
+  std::memcpy(key, parent.bytes().data(), Gfid::kSize);
+  std::memcpy(key + Gfid::kSize, name.data(), name.size());
+  return static_cast<uint32_t>(XXH3_64bits(key, len) % 65536);
+}
+
+std::string BucketEntry::cursor() const {
+  std::string c(parent.bytes());
+  c.append(name);
+  return c;
+}
+
 MetaStore::Batch::Batch() : wb_(std::make_unique<rocksdb::WriteBatch>()) {}
 MetaStore::Batch::~Batch() = default;
 
@@ -88,15 +135,21 @@ void MetaStore::Batch::remove_inode(const Gfid& gfid, const std::vector<Link>& l
   wb_->Delete(key(kInodeKey, gfid));
   wb_->Delete(key(kChangelogKey, gfid));
   wb_->Delete(key(kHealKey, gfid));
-  for (const auto& l : links) wb_->Delete(link_key(gfid, l.parent, l.name));
+  for (const auto& l : links) {
+    wb_->Delete(link_key(gfid, l.parent, l.name));
+    wb_->Delete(bucket_key(l.parent, l.name));
+  }
 }
 
-void MetaStore::Batch::add_link(const Gfid& gfid, const Gfid& parent, std::string_view name) {
+void MetaStore::Batch::add_link(const Gfid& gfid, const Gfid& parent, std::string_view name,
+                                uint32_t type) {
   wb_->Put(link_key(gfid, parent, name), "");
+  wb_->Put(bucket_key(parent, name), bucket_value(gfid, type));
 }
 
 void MetaStore::Batch::remove_link(const Gfid& gfid, const Gfid& parent, std::string_view name) {
   wb_->Delete(link_key(gfid, parent, name));
+  wb_->Delete(bucket_key(parent, name));
 }
 
 size_t MetaStore::Batch::count() const { return wb_->Count(); }
@@ -220,6 +273,33 @@ Result<std::vector<Gfid>> MetaStore::heal_index(size_t max) {
   return out;
 }
 
+Result<std::vector<BucketEntry>> MetaStore::bucket_entries(uint32_t bucket,
+                                                           std::string_view cursor, size_t max) {
+  std::vector<BucketEntry> out;
+  if (bucket >= 65536) return fail(EINVAL);
+  std::string prefix = bucket_prefix(bucket);
+  std::string start = prefix + std::string(cursor);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->Seek(start);
+  // The cursor names the last entry already listed: go on after it.
+  if (!cursor.empty() && it->Valid() && it->key() == start) it->Next();
+  for (; it->Valid() && it->key().starts_with(prefix) && out.size() < max; it->Next()) {
+    auto k = it->key().ToStringView().substr(prefix.size());
+    auto v = it->value().ToStringView();
+    if (k.size() < Gfid::kSize || v.size() < Gfid::kSize + 4) continue;
+    BucketEntry e;
+    e.parent = *Gfid::from_bytes(k.substr(0, Gfid::kSize));
+    e.name = std::string(k.substr(Gfid::kSize));
+    e.gfid = *Gfid::from_bytes(v.substr(0, Gfid::kSize));
+    for (int i = 0; i < 4; ++i) {
+      e.type |= static_cast<uint32_t>(static_cast<uint8_t>(v[Gfid::kSize + i])) << (8 * i);
+    }
+    out.push_back(std::move(e));
+  }
+  if (!it->status().ok()) return fail(log_status(it->status(), "scan"));
+  return out;
+}
+
 Result<std::optional<std::string>> MetaStore::get_meta(std::string_view k) {
   std::string v;
   auto s = db_->Get(rocksdb::ReadOptions(), std::string(1, kMetaKey) + std::string(k), &v);
@@ -235,7 +315,7 @@ Result<void> MetaStore::put_meta(std::string_view k, std::string_view value) {
 }
 
 Result<void> MetaStore::clear_inodes() {
-  for (char space : {kInodeKey, kLinkKey}) {
+  for (char space : {kInodeKey, kLinkKey, kBucketKey}) {
     std::string begin(1, space), end(1, static_cast<char>(space + 1));
     auto s = db_->DeleteRange(rocksdb::WriteOptions(), db_->DefaultColumnFamily(), begin, end);
     if (!s.ok()) return fail(log_status(s, "delete range"));

@@ -1,6 +1,7 @@
 // The brick's metadata index in RocksDB under BRICK/.mortar/meta: GFID -> kernel file handle,
-// GFID -> (parent, name) links for GFID-to-path answers, replication changelogs and the heal
-// index. File data and the GFIDs themselves live in the brick's files (xattrs), so this index
+// GFID -> (parent, name) links for GFID-to-path answers, the bucket index (every entry by its
+// distribute bucket, so rebalance lists one bucket without a crawl), replication changelogs
+// and the heal index. File data and the GFIDs themselves live in the brick's files (xattrs), so this index
 // can always be rebuilt from the brick.
 //
 // Thread-safe.
@@ -36,6 +37,22 @@ struct Link {
   std::string name;
 };
 
+// The distribute bucket of an entry: xxh3_64(parent GFID bytes ‖ name) mod 65536. The same
+// function as cluster/distribute's bucket_of (translators/dht/bucket_map.h); a unit test holds
+// the two together.
+uint32_t entry_bucket(const Gfid& parent, std::string_view name);
+
+// One entry of the bucket index.
+struct BucketEntry {
+  Gfid parent;
+  std::string name;
+  Gfid gfid;
+  uint32_t type = 0;  // S_IFMT bits; 0 when the indexer did not know
+
+  // Where a listing goes on after this entry.
+  std::string cursor() const;
+};
+
 class MetaStore {
  public:
   // Opens or creates the store in `dir`.
@@ -50,7 +67,11 @@ class MetaStore {
     void put_inode(const Gfid& gfid, const InodeRecord& rec);
     // Removes the inode with everything kept about it (links, changelog, heal index).
     void remove_inode(const Gfid& gfid, const std::vector<Link>& links);
-    void add_link(const Gfid& gfid, const Gfid& parent, std::string_view name);
+    // A name of the inode, also entered in the bucket index with its type (S_IFMT bits).
+    void add_link(const Gfid& gfid, const Gfid& parent, std::string_view name,
+                  uint32_t type = 0);
+    // Removes the name from the link records and the bucket index. In one batch, removals must
+    // come before the additions that reuse a name (a rename over an existing entry).
     void remove_link(const Gfid& gfid, const Gfid& parent, std::string_view name);
     size_t count() const;
 
@@ -73,9 +94,14 @@ class MetaStore {
   // Number of inodes in the heal index (kept as a counter, so this is immediate).
   uint64_t heal_index_size() const { return heal_count_.load(); }
 
+  // Entries of `bucket` in index order after `cursor` (a BucketEntry::cursor(); empty: from
+  // the start), at most `max`.
+  Result<std::vector<BucketEntry>> bucket_entries(uint32_t bucket, std::string_view cursor,
+                                                  size_t max);
+
   Result<std::optional<std::string>> get_meta(std::string_view key);
   Result<void> put_meta(std::string_view key, std::string_view value);
-  // Drops every inode and link record (before a rebuild from the brick).
+  // Drops every inode, link and bucket record (before a rebuild from the brick).
   Result<void> clear_inodes();
 
   // Makes every change so far durable (fsync of the write-ahead log).

@@ -174,10 +174,22 @@ void BrickService::on_contention(uint64_t connection, LockKind kind, const std::
 
 Result<void> BrickService::apply_pre_op(
     const google::protobuf::RepeatedPtrField<pb::ChangelogReq>& marks) {
+  // Every mark is checked before any is applied: a refused request leaves no marks. A mark on
+  // an inode the brick lacks could never be cleared (CHANGELOG answers ESTALE for it).
+  std::vector<Gfid> gfids;
+  gfids.reserve(static_cast<size_t>(marks.size()));
   for (const auto& m : marks) {
     auto g = Gfid::from_bytes(m.gfid());
     if (!g || g->is_null()) return fail(EINVAL);
-    RETURN_IF_ERROR(fs_.meta().apply_changelog(*g, m.delta()));
+    gfids.push_back(*g);
+  }
+  for (const Gfid& g : gfids) {
+    if (g.is_root()) continue;
+    ASSIGN_OR_RETURN(auto rec, fs_.meta().get_inode(g));
+    if (!rec) return fail(ESTALE);
+  }
+  for (int i = 0; i < marks.size(); ++i) {
+    RETURN_IF_ERROR(fs_.meta().apply_changelog(gfids[static_cast<size_t>(i)], marks[i].delta()));
   }
   return ok();
 }
@@ -770,6 +782,27 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
           if (req.with_paths()) e->set_path(fs_.path_of(g));
           ASSIGN_OR_RETURN(*e->mutable_changelog(), fs_.meta().apply_changelog(g, {}));
         }
+        return rsp;
+      });
+
+    case pb::BUCKET_LIST:
+      return offload<pb::BucketListReq>(conn, frame, [this](Session&, pb::BucketListReq& req,
+                                                            Buffer&) -> Result<pb::BucketListRsp> {
+        if (req.bucket() >= 65536) return fail(EINVAL);
+        size_t max = req.max() == 0 ? 1000 : std::min<uint32_t>(req.max(), 10000);
+        // One more than asked: whether it exists is the answer's eof.
+        ASSIGN_OR_RETURN(auto entries, fs_.meta().bucket_entries(req.bucket(), req.cursor(), max + 1));
+        pb::BucketListRsp rsp;
+        rsp.set_eof(entries.size() <= max);
+        if (entries.size() > max) entries.resize(max);
+        for (const auto& e : entries) {
+          pb::BucketEntry* out = rsp.add_entries();
+          out->set_parent(std::string(e.parent.bytes()));
+          out->set_name(e.name);
+          out->set_gfid(std::string(e.gfid.bytes()));
+          out->set_type(e.type);
+        }
+        rsp.set_cursor(entries.empty() ? req.cursor() : entries.back().cursor());
         return rsp;
       });
 

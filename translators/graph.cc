@@ -8,6 +8,9 @@ void register_protocol_client(Registry& registry);
 namespace afr {
 void register_replicate(Registry& registry);
 }
+namespace dht {
+void register_distribute(Registry& registry);
+}
 
 void Registry::add(TranslatorType type) {
   std::string name = type.type;
@@ -30,6 +33,7 @@ const Registry& Registry::builtin() {
     Registry r;
     register_protocol_client(r);
     afr::register_replicate(r);
+    dht::register_distribute(r);
     return r;
   }();
   return registry;

@@ -118,6 +118,14 @@ Task<pb::HealIndexRsp> Translator::heal_index(OpContext ctx, pb::HealIndexReq re
   co_return fail(ENOSYS);
 }
 
+Task<pb::BucketListRsp> Translator::list_bucket(OpContext ctx, pb::BucketListReq req) {
+  co_return fail(ENOSYS);
+}
+
+Task<pb::BucketListRsp> PassThrough::list_bucket(OpContext ctx, pb::BucketListReq req) {
+  return child()->list_bucket(std::move(ctx), std::move(req));
+}
+
 Task<pb::LookupRsp> PassThrough::lookup_raw(OpContext ctx, pb::LookupReq req) {
   return child()->lookup_raw(std::move(ctx), std::move(req));
 }

@@ -169,6 +169,8 @@ class Translator {
   virtual Task<pb::LookupRsp> lookup_raw(OpContext ctx, pb::LookupReq req);
   virtual Task<pb::ChecksumRsp> checksum(OpContext ctx, pb::ChecksumReq req);
   virtual Task<pb::HealIndexRsp> heal_index(OpContext ctx, pb::HealIndexReq req);
+  // One page of a brick's bucket index (the entries of one distribute bucket), for rebalance.
+  virtual Task<pb::BucketListRsp> list_bucket(OpContext ctx, pb::BucketListReq req);
 
  private:
   std::string name_;
@@ -222,6 +224,7 @@ class PassThrough : public Translator {
   Task<pb::LookupRsp> lookup_raw(OpContext ctx, pb::LookupReq req) override;
   Task<pb::ChecksumRsp> checksum(OpContext ctx, pb::ChecksumReq req) override;
   Task<pb::HealIndexRsp> heal_index(OpContext ctx, pb::HealIndexReq req) override;
+  Task<pb::BucketListRsp> list_bucket(OpContext ctx, pb::BucketListReq req) override;
 
  protected:
   Translator* child() const { return children().front(); }

@@ -538,6 +538,11 @@ Task<pb::HealIndexRsp> ProtocolClient::heal_index(OpContext ctx, pb::HealIndexRe
   co_return r;
 }
 
+Task<pb::BucketListRsp> ProtocolClient::list_bucket(OpContext ctx, pb::BucketListReq req) {
+  Result<pb::BucketListRsp> r = co_await call<pb::BucketListRsp>(ctx, pb::BUCKET_LIST, req);
+  co_return r;
+}
+
 Task<pb::Changelog> ProtocolClient::changelog(OpContext ctx, pb::ChangelogReq req) {
   Result<pb::ChangelogRsp> r = co_await call<pb::ChangelogRsp>(ctx, pb::CHANGELOG, req);
   if (!r) co_return fail(r.error());

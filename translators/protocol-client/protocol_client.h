@@ -71,6 +71,7 @@ class ProtocolClient : public Translator {
   Task<pb::LookupRsp> lookup_raw(OpContext ctx, pb::LookupReq req) override;
   Task<pb::ChecksumRsp> checksum(OpContext ctx, pb::ChecksumReq req) override;
   Task<pb::HealIndexRsp> heal_index(OpContext ctx, pb::HealIndexReq req) override;
+  Task<pb::BucketListRsp> list_bucket(OpContext ctx, pb::BucketListReq req) override;
 
  private:
   // The brick's descriptor for one open file, valid for one connection generation.
