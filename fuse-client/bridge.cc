@@ -14,9 +14,11 @@ namespace mortar::fuse {
 
 namespace asio = boost::asio;
 
-// What fi->fh points to: the graph's open file, and for directories the part of the last
-// listing the kernel's buffer had no room for.
+// What fi->fh points to: the open file and the graph it was opened on (which it keeps using
+// after a graph switch), and for directories the part of the last listing the kernel's buffer
+// had no room for.
 struct FuseBridge::OpenHandle {
+  GraphPtr graph;
   xl::FdPtr fd;
   std::mutex mu;
   bool cache_valid = false;   // GUARDED_BY(mu)
@@ -58,10 +60,46 @@ pb::LockType lock_type(short l_type) {
 
 }  // namespace
 
-FuseBridge::FuseBridge(xl::Translator* top, asio::any_io_executor executor, MountOptions options)
-    : top_(top), executor_(std::move(executor)), options_(std::move(options)) {}
+FuseBridge::FuseBridge(GraphPtr graph, asio::any_io_executor executor, MountOptions options)
+    : graph_(std::move(graph)),
+      executor_(std::move(executor)),
+      options_(std::move(options)),
+      entry_timeout_(options_.entry_timeout),
+      attr_timeout_(options_.attr_timeout),
+      negative_timeout_(options_.negative_timeout) {}
 
 FuseBridge::~FuseBridge() = default;
+
+GraphPtr FuseBridge::graph() const {
+  std::lock_guard lock(graph_mu_);
+  return graph_;
+}
+
+GraphPtr FuseBridge::switch_graph(GraphPtr next) {
+  std::lock_guard lock(graph_mu_);
+  std::swap(graph_, next);
+  return next;
+}
+
+void FuseBridge::set_cache_timeouts(CacheTimeouts t) {
+  entry_timeout_.store(t.entry);
+  attr_timeout_.store(t.attr);
+  negative_timeout_.store(t.negative);
+}
+
+FuseBridge::CacheTimeouts FuseBridge::cache_timeouts() const {
+  return {entry_timeout_.load(), attr_timeout_.load(), negative_timeout_.load()};
+}
+
+FuseBridge::Awaitable FuseBridge::release_fd(GraphPtr graph, xl::FdPtr fd) {
+  co_await graph->top()->release(std::move(fd));
+}
+
+FuseBridge::Awaitable FuseBridge::unlock_fd(GraphPtr graph, xl::FdPtr fd, pb::LkReq unlock) {
+  Result<pb::LkRsp> r =
+      co_await graph->top()->lk(xl::OpContext{}, std::move(fd), std::move(unlock));
+  (void)r;
+}
 
 void FuseBridge::spawn(Awaitable work) {
   ++in_flight_;
@@ -108,27 +146,28 @@ void FuseBridge::reply_entry(fuse_req_t req, const pb::Iatt& attr) {
   fuse_entry_param e{};
   e.ino = inodes_.ref(*gfid);
   e.attr = to_stat(attr);
-  e.attr_timeout = options_.attr_timeout;
-  e.entry_timeout = options_.entry_timeout;
+  e.attr_timeout = attr_timeout_.load();
+  e.entry_timeout = entry_timeout_.load();
   // An interrupted request takes no reference in the kernel: give ours back.
   if (fuse_reply_entry(req, &e) != 0) inodes_.forget(e.ino, 1);
 }
 
 void FuseBridge::reply_attr(fuse_req_t req, const pb::Iatt& attr) {
   struct stat st = to_stat(attr);
-  fuse_reply_attr(req, &st, options_.attr_timeout);
+  fuse_reply_attr(req, &st, attr_timeout_.load());
 }
 
 // ---- Operations ----
 
-FuseBridge::Awaitable FuseBridge::lookup(fuse_req_t req, fuse_ino_t parent, std::string name) {
+FuseBridge::Awaitable FuseBridge::lookup(fuse_req_t req, GraphPtr graph, fuse_ino_t parent,
+                                         std::string name) {
   auto pg = gfid_of(parent);
   if (!pg) co_return reply_err(req, Errno(ESTALE));
-  Result<pb::Iatt> r = co_await top_->lookup(context(req), *pg, std::move(name));
+  Result<pb::Iatt> r = co_await graph->top()->lookup(context(req), *pg, std::move(name));
   if (!r) {
-    if (r.error().value == ENOENT && options_.negative_timeout > 0) {
+    if (r.error().value == ENOENT && negative_timeout_.load() > 0) {
       fuse_entry_param e{};
-      e.entry_timeout = options_.negative_timeout;
+      e.entry_timeout = negative_timeout_.load();
       fuse_reply_entry(req, &e);
       co_return;
     }
@@ -137,16 +176,17 @@ FuseBridge::Awaitable FuseBridge::lookup(fuse_req_t req, fuse_ino_t parent, std:
   reply_entry(req, *r);
 }
 
-FuseBridge::Awaitable FuseBridge::getattr(fuse_req_t req, fuse_ino_t ino, xl::FdPtr fd) {
+FuseBridge::Awaitable FuseBridge::getattr(fuse_req_t req, GraphPtr graph, fuse_ino_t ino,
+                                          xl::FdPtr fd) {
   auto g = gfid_of(ino);
   if (!g) co_return reply_err(req, Errno(ESTALE));
-  Result<pb::Iatt> r = co_await top_->getattr(context(req), *g, std::move(fd));
+  Result<pb::Iatt> r = co_await graph->top()->getattr(context(req), *g, std::move(fd));
   if (!r) co_return reply_err(req, r.error());
   reply_attr(req, *r);
 }
 
-FuseBridge::Awaitable FuseBridge::setattr(fuse_req_t req, fuse_ino_t ino, struct stat attr,
-                                          int to_set, xl::FdPtr fd) {
+FuseBridge::Awaitable FuseBridge::setattr(fuse_req_t req, GraphPtr graph, fuse_ino_t ino,
+                                          struct stat attr, int to_set, xl::FdPtr fd) {
   auto g = gfid_of(ino);
   if (!g) co_return reply_err(req, Errno(ESTALE));
   xl::OpContext ctx = context(req);
@@ -154,7 +194,7 @@ FuseBridge::Awaitable FuseBridge::setattr(fuse_req_t req, fuse_ino_t ino, struct
   // A size change is a data operation for replication; the rest is metadata.
   if (to_set & FUSE_SET_ATTR_SIZE) {
     Result<xl::AttrPair> r =
-        co_await top_->truncate(ctx, *g, fd, static_cast<uint64_t>(attr.st_size));
+        co_await graph->top()->truncate(ctx, *g, fd, static_cast<uint64_t>(attr.st_size));
     if (!r) co_return reply_err(req, r.error());
     post = std::move(r->post);
   }
@@ -188,28 +228,28 @@ FuseBridge::Awaitable FuseBridge::setattr(fuse_req_t req, fuse_ino_t ino, struct
   }
   if (valid != 0) {
     s.set_valid(valid);
-    Result<xl::AttrPair> r = co_await top_->setattr(ctx, *g, fd, std::move(s));
+    Result<xl::AttrPair> r = co_await graph->top()->setattr(ctx, *g, fd, std::move(s));
     if (!r) co_return reply_err(req, r.error());
     post = std::move(r->post);
   }
   if (!post) {
-    Result<pb::Iatt> r = co_await top_->getattr(ctx, *g, fd);
+    Result<pb::Iatt> r = co_await graph->top()->getattr(ctx, *g, fd);
     if (!r) co_return reply_err(req, r.error());
     post = std::move(*r);
   }
   reply_attr(req, *post);
 }
 
-FuseBridge::Awaitable FuseBridge::readlink(fuse_req_t req, fuse_ino_t ino) {
+FuseBridge::Awaitable FuseBridge::readlink(fuse_req_t req, GraphPtr graph, fuse_ino_t ino) {
   auto g = gfid_of(ino);
   if (!g) co_return reply_err(req, Errno(ESTALE));
-  Result<std::string> r = co_await top_->readlink(context(req), *g);
+  Result<std::string> r = co_await graph->top()->readlink(context(req), *g);
   if (!r) co_return reply_err(req, r.error());
   fuse_reply_readlink(req, r->c_str());
 }
 
-FuseBridge::Awaitable FuseBridge::mknod(fuse_req_t req, fuse_ino_t parent, std::string name,
-                                        mode_t mode, dev_t rdev) {
+FuseBridge::Awaitable FuseBridge::mknod(fuse_req_t req, GraphPtr graph, fuse_ino_t parent,
+                                        std::string name, mode_t mode, dev_t rdev) {
   auto pg = gfid_of(parent);
   if (!pg) co_return reply_err(req, Errno(ESTALE));
   xl::OpContext ctx = context(req);
@@ -221,13 +261,13 @@ FuseBridge::Awaitable FuseBridge::mknod(fuse_req_t req, fuse_ino_t parent, std::
   m.set_rdev(rdev);
   m.set_uid(ctx.uid);
   m.set_gid(ctx.gid);
-  Result<pb::Iatt> r = co_await top_->mknod(ctx, std::move(m));
+  Result<pb::Iatt> r = co_await graph->top()->mknod(ctx, std::move(m));
   if (!r) co_return reply_err(req, r.error());
   reply_entry(req, *r);
 }
 
-FuseBridge::Awaitable FuseBridge::mkdir(fuse_req_t req, fuse_ino_t parent, std::string name,
-                                        mode_t mode) {
+FuseBridge::Awaitable FuseBridge::mkdir(fuse_req_t req, GraphPtr graph, fuse_ino_t parent,
+                                        std::string name, mode_t mode) {
   auto pg = gfid_of(parent);
   if (!pg) co_return reply_err(req, Errno(ESTALE));
   xl::OpContext ctx = context(req);
@@ -238,13 +278,13 @@ FuseBridge::Awaitable FuseBridge::mkdir(fuse_req_t req, fuse_ino_t parent, std::
   m.set_mode(mode);
   m.set_uid(ctx.uid);
   m.set_gid(ctx.gid);
-  Result<pb::Iatt> r = co_await top_->mkdir(ctx, std::move(m));
+  Result<pb::Iatt> r = co_await graph->top()->mkdir(ctx, std::move(m));
   if (!r) co_return reply_err(req, r.error());
   reply_entry(req, *r);
 }
 
-FuseBridge::Awaitable FuseBridge::symlink(fuse_req_t req, std::string target, fuse_ino_t parent,
-                                          std::string name) {
+FuseBridge::Awaitable FuseBridge::symlink(fuse_req_t req, GraphPtr graph, std::string target,
+                                          fuse_ino_t parent, std::string name) {
   auto pg = gfid_of(parent);
   if (!pg) co_return reply_err(req, Errno(ESTALE));
   xl::OpContext ctx = context(req);
@@ -255,13 +295,13 @@ FuseBridge::Awaitable FuseBridge::symlink(fuse_req_t req, std::string target, fu
   m.set_target(std::move(target));
   m.set_uid(ctx.uid);
   m.set_gid(ctx.gid);
-  Result<pb::Iatt> r = co_await top_->symlink(ctx, std::move(m));
+  Result<pb::Iatt> r = co_await graph->top()->symlink(ctx, std::move(m));
   if (!r) co_return reply_err(req, r.error());
   reply_entry(req, *r);
 }
 
-FuseBridge::Awaitable FuseBridge::link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
-                                       std::string name) {
+FuseBridge::Awaitable FuseBridge::link(fuse_req_t req, GraphPtr graph, fuse_ino_t ino,
+                                       fuse_ino_t parent, std::string name) {
   auto g = gfid_of(ino);
   auto pg = gfid_of(parent);
   if (!g || !pg) co_return reply_err(req, Errno(ESTALE));
@@ -269,34 +309,36 @@ FuseBridge::Awaitable FuseBridge::link(fuse_req_t req, fuse_ino_t ino, fuse_ino_
   m.set_gfid(raw(*g));
   m.set_new_parent(raw(*pg));
   m.set_new_name(std::move(name));
-  Result<pb::Iatt> r = co_await top_->link(context(req), std::move(m));
+  Result<pb::Iatt> r = co_await graph->top()->link(context(req), std::move(m));
   if (!r) co_return reply_err(req, r.error());
   reply_entry(req, *r);
 }
 
-FuseBridge::Awaitable FuseBridge::unlink(fuse_req_t req, fuse_ino_t parent, std::string name) {
+FuseBridge::Awaitable FuseBridge::unlink(fuse_req_t req, GraphPtr graph, fuse_ino_t parent,
+                                         std::string name) {
   auto pg = gfid_of(parent);
   if (!pg) co_return reply_err(req, Errno(ESTALE));
   pb::UnlinkReq m;
   m.set_parent(raw(*pg));
   m.set_name(std::move(name));
-  Result<void> r = co_await top_->unlink(context(req), std::move(m));
+  Result<void> r = co_await graph->top()->unlink(context(req), std::move(m));
   reply_status(req, r);
 }
 
-FuseBridge::Awaitable FuseBridge::rmdir(fuse_req_t req, fuse_ino_t parent, std::string name) {
+FuseBridge::Awaitable FuseBridge::rmdir(fuse_req_t req, GraphPtr graph, fuse_ino_t parent,
+                                        std::string name) {
   auto pg = gfid_of(parent);
   if (!pg) co_return reply_err(req, Errno(ESTALE));
   pb::RmdirReq m;
   m.set_parent(raw(*pg));
   m.set_name(std::move(name));
-  Result<void> r = co_await top_->rmdir(context(req), std::move(m));
+  Result<void> r = co_await graph->top()->rmdir(context(req), std::move(m));
   reply_status(req, r);
 }
 
-FuseBridge::Awaitable FuseBridge::rename(fuse_req_t req, fuse_ino_t parent, std::string name,
-                                         fuse_ino_t new_parent, std::string new_name,
-                                         unsigned flags) {
+FuseBridge::Awaitable FuseBridge::rename(fuse_req_t req, GraphPtr graph, fuse_ino_t parent,
+                                         std::string name, fuse_ino_t new_parent,
+                                         std::string new_name, unsigned flags) {
   if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
     co_return reply_err(req, Errno(EINVAL));  // RENAME_WHITEOUT is for overlay file systems
   }
@@ -309,7 +351,7 @@ FuseBridge::Awaitable FuseBridge::rename(fuse_req_t req, fuse_ino_t parent, std:
   m.set_new_parent(raw(*npg));
   m.set_new_name(std::move(new_name));
   m.set_flags(flags);
-  Result<void> r = co_await top_->rename(context(req), std::move(m));
+  Result<void> r = co_await graph->top()->rename(context(req), std::move(m));
   reply_status(req, r);
 }
 
@@ -327,25 +369,26 @@ uint32_t open_flags(int flags, bool writeback) {
 
 }  // namespace
 
-FuseBridge::Awaitable FuseBridge::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info fi) {
+FuseBridge::Awaitable FuseBridge::open(fuse_req_t req, GraphPtr graph, fuse_ino_t ino,
+                                       fuse_file_info fi) {
   auto g = gfid_of(ino);
   if (!g) co_return reply_err(req, Errno(ESTALE));
   Result<xl::FdPtr> r =
-      co_await top_->open(context(req), *g, open_flags(fi.flags, options_.writeback_cache));
+      co_await graph->top()->open(context(req), *g, open_flags(fi.flags, options_.writeback_cache));
   if (!r) co_return reply_err(req, r.error());
-  auto* handle = new OpenHandle{*r};
+  auto* handle = new OpenHandle{graph, *r};
   fi.fh = reinterpret_cast<uint64_t>(handle);
   fi.direct_io = options_.direct_io;
   fi.keep_cache = 0;
   if (fuse_reply_open(req, &fi) != 0) {
     xl::FdPtr fd = std::move(handle->fd);
     delete handle;
-    co_await top_->release(std::move(fd));
+    co_await graph->top()->release(std::move(fd));
   }
 }
 
-FuseBridge::Awaitable FuseBridge::create(fuse_req_t req, fuse_ino_t parent, std::string name,
-                                         mode_t mode, fuse_file_info fi) {
+FuseBridge::Awaitable FuseBridge::create(fuse_req_t req, GraphPtr graph, fuse_ino_t parent,
+                                         std::string name, mode_t mode, fuse_file_info fi) {
   auto pg = gfid_of(parent);
   if (!pg) co_return reply_err(req, Errno(ESTALE));
   xl::OpContext ctx = context(req);
@@ -357,15 +400,15 @@ FuseBridge::Awaitable FuseBridge::create(fuse_req_t req, fuse_ino_t parent, std:
   m.set_flags(open_flags(fi.flags, options_.writeback_cache));
   m.set_uid(ctx.uid);
   m.set_gid(ctx.gid);
-  Result<xl::Created> r = co_await top_->create(ctx, std::move(m));
+  Result<xl::Created> r = co_await graph->top()->create(ctx, std::move(m));
   if (!r) co_return reply_err(req, r.error());
   auto gfid = Gfid::from_bytes(r->attr.gfid()).value_or(Gfid());
   fuse_entry_param e{};
   e.ino = inodes_.ref(gfid);
   e.attr = to_stat(r->attr);
-  e.attr_timeout = options_.attr_timeout;
-  e.entry_timeout = options_.entry_timeout;
-  auto* handle = new OpenHandle{r->fd};
+  e.attr_timeout = attr_timeout_.load();
+  e.entry_timeout = entry_timeout_.load();
+  auto* handle = new OpenHandle{graph, r->fd};
   fi.fh = reinterpret_cast<uint64_t>(handle);
   fi.direct_io = options_.direct_io;
   fi.keep_cache = 0;
@@ -373,52 +416,57 @@ FuseBridge::Awaitable FuseBridge::create(fuse_req_t req, fuse_ino_t parent, std:
     inodes_.forget(e.ino, 1);
     xl::FdPtr fd = std::move(handle->fd);
     delete handle;
-    co_await top_->release(std::move(fd));
+    co_await graph->top()->release(std::move(fd));
   }
 }
 
-FuseBridge::Awaitable FuseBridge::read(fuse_req_t req, xl::FdPtr fd, size_t size, off_t offset) {
-  Result<Buffer> r = co_await top_->read(context(req), std::move(fd), static_cast<uint64_t>(offset),
-                                         static_cast<uint32_t>(size));
+FuseBridge::Awaitable FuseBridge::read(fuse_req_t req, GraphPtr graph, xl::FdPtr fd, size_t size,
+                                       off_t offset) {
+  Result<Buffer> r = co_await graph->top()->read(
+      context(req), std::move(fd), static_cast<uint64_t>(offset), static_cast<uint32_t>(size));
   if (!r) co_return reply_err(req, r.error());
   fuse_reply_buf(req, r->data(), r->size());
 }
 
-FuseBridge::Awaitable FuseBridge::write(fuse_req_t req, xl::FdPtr fd, Buffer data, off_t offset) {
-  Result<pb::WriteRsp> r = co_await top_->write(context(req), std::move(fd),
-                                                static_cast<uint64_t>(offset), std::move(data));
+FuseBridge::Awaitable FuseBridge::write(fuse_req_t req, GraphPtr graph, xl::FdPtr fd, Buffer data,
+                                        off_t offset) {
+  Result<pb::WriteRsp> r = co_await graph->top()->write(
+      context(req), std::move(fd), static_cast<uint64_t>(offset), std::move(data));
   if (!r) co_return reply_err(req, r.error());
   fuse_reply_write(req, r->written());
 }
 
-FuseBridge::Awaitable FuseBridge::flush(fuse_req_t req, xl::FdPtr fd, uint64_t lock_owner) {
+FuseBridge::Awaitable FuseBridge::flush(fuse_req_t req, GraphPtr graph, xl::FdPtr fd,
+                                        uint64_t lock_owner) {
   xl::OpContext ctx = context(req);
   ctx.lock_owner = lock_owner;
-  Result<void> r = co_await top_->flush(ctx, std::move(fd));
+  Result<void> r = co_await graph->top()->flush(ctx, std::move(fd));
   reply_status(req, r);
 }
 
-FuseBridge::Awaitable FuseBridge::fsync(fuse_req_t req, xl::FdPtr fd, bool datasync) {
-  Result<void> r = co_await top_->fsync(context(req), std::move(fd), datasync);
+FuseBridge::Awaitable FuseBridge::fsync(fuse_req_t req, GraphPtr graph, xl::FdPtr fd,
+                                        bool datasync) {
+  Result<void> r = co_await graph->top()->fsync(context(req), std::move(fd), datasync);
   reply_status(req, r);
 }
 
-FuseBridge::Awaitable FuseBridge::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info fi) {
+FuseBridge::Awaitable FuseBridge::opendir(fuse_req_t req, GraphPtr graph, fuse_ino_t ino,
+                                          fuse_file_info fi) {
   auto g = gfid_of(ino);
   if (!g) co_return reply_err(req, Errno(ESTALE));
-  Result<xl::FdPtr> r = co_await top_->opendir(context(req), *g);
+  Result<xl::FdPtr> r = co_await graph->top()->opendir(context(req), *g);
   if (!r) co_return reply_err(req, r.error());
-  auto* handle = new OpenHandle{*r};
+  auto* handle = new OpenHandle{graph, *r};
   fi.fh = reinterpret_cast<uint64_t>(handle);
   if (fuse_reply_open(req, &fi) != 0) {
     xl::FdPtr fd = std::move(handle->fd);
     delete handle;
-    co_await top_->release(std::move(fd));
+    co_await graph->top()->release(std::move(fd));
   }
 }
 
-FuseBridge::Awaitable FuseBridge::readdir(fuse_req_t req, OpenHandle* h, size_t size, off_t offset,
-                                          bool plus) {
+FuseBridge::Awaitable FuseBridge::readdir(fuse_req_t req, GraphPtr graph, OpenHandle* h,
+                                          size_t size, off_t offset, bool plus) {
   uint64_t off = static_cast<uint64_t>(offset);
   std::vector<pb::Dirent> batch;
   bool eof = false;
@@ -433,7 +481,7 @@ FuseBridge::Awaitable FuseBridge::readdir(fuse_req_t req, OpenHandle* h, size_t 
   if (batch.empty() && !eof) {
     // Ask for more than one kernel buffer holds; the rest waits in the handle.
     uint32_t want = static_cast<uint32_t>(std::max<size_t>(size * 4, 64 * 1024));
-    Result<pb::ReaddirRsp> r = co_await top_->readdir(context(req), h->fd, off, want, plus);
+    Result<pb::ReaddirRsp> r = co_await graph->top()->readdir(context(req), h->fd, off, want, plus);
     if (!r) co_return reply_err(req, r.error());
     batch.assign(std::make_move_iterator(r->mutable_entries()->begin()),
                  std::make_move_iterator(r->mutable_entries()->end()));
@@ -452,8 +500,8 @@ FuseBridge::Awaitable FuseBridge::readdir(fuse_req_t req, OpenHandle* h, size_t 
       if (!dot && e.has_attr()) {
         ep.ino = inodes_.ref(Gfid::from_bytes(e.attr().gfid()).value_or(Gfid()));
         ep.attr = to_stat(e.attr());
-        ep.attr_timeout = options_.attr_timeout;
-        ep.entry_timeout = options_.entry_timeout;
+        ep.attr_timeout = attr_timeout_.load();
+        ep.entry_timeout = entry_timeout_.load();
       } else {
         ep.attr.st_ino = e.ino() ? e.ino() : 1;
         ep.attr.st_mode = e.type() << 12;
@@ -489,9 +537,9 @@ FuseBridge::Awaitable FuseBridge::readdir(fuse_req_t req, OpenHandle* h, size_t 
   fuse_reply_buf(req, buf.data(), used);
 }
 
-FuseBridge::Awaitable FuseBridge::statfs(fuse_req_t req, fuse_ino_t ino) {
+FuseBridge::Awaitable FuseBridge::statfs(fuse_req_t req, GraphPtr graph, fuse_ino_t ino) {
   auto g = gfid_of(ino);
-  Result<pb::StatfsRsp> r = co_await top_->statfs(context(req), g.value_or(Gfid::root()));
+  Result<pb::StatfsRsp> r = co_await graph->top()->statfs(context(req), g.value_or(Gfid::root()));
   if (!r) co_return reply_err(req, r.error());
   struct statvfs sv {};
   sv.f_bsize = r->bsize();
@@ -506,30 +554,32 @@ FuseBridge::Awaitable FuseBridge::statfs(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_statfs(req, &sv);
 }
 
-FuseBridge::Awaitable FuseBridge::setxattr(fuse_req_t req, fuse_ino_t ino, std::string name,
-                                           std::string value, int flags) {
+FuseBridge::Awaitable FuseBridge::setxattr(fuse_req_t req, GraphPtr graph, fuse_ino_t ino,
+                                           std::string name, std::string value, int flags) {
   auto g = gfid_of(ino);
   if (!g) co_return reply_err(req, Errno(ESTALE));
-  Result<void> r =
-      co_await top_->setxattr(context(req), *g, nullptr, std::move(name), std::move(value), flags);
+  Result<void> r = co_await graph->top()->setxattr(context(req), *g, nullptr, std::move(name),
+                                                   std::move(value), flags);
   reply_status(req, r);
 }
 
-FuseBridge::Awaitable FuseBridge::getxattr(fuse_req_t req, fuse_ino_t ino, std::string name,
-                                           size_t size) {
+FuseBridge::Awaitable FuseBridge::getxattr(fuse_req_t req, GraphPtr graph, fuse_ino_t ino,
+                                           std::string name, size_t size) {
   auto g = gfid_of(ino);
   if (!g) co_return reply_err(req, Errno(ESTALE));
-  Result<std::string> r = co_await top_->getxattr(context(req), *g, nullptr, std::move(name));
+  Result<std::string> r =
+      co_await graph->top()->getxattr(context(req), *g, nullptr, std::move(name));
   if (!r) co_return reply_err(req, r.error());
   if (size == 0) co_return (void) fuse_reply_xattr(req, r->size());
   if (r->size() > size) co_return reply_err(req, Errno(ERANGE));
   fuse_reply_buf(req, r->data(), r->size());
 }
 
-FuseBridge::Awaitable FuseBridge::listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+FuseBridge::Awaitable FuseBridge::listxattr(fuse_req_t req, GraphPtr graph, fuse_ino_t ino,
+                                            size_t size) {
   auto g = gfid_of(ino);
   if (!g) co_return reply_err(req, Errno(ESTALE));
-  Result<std::vector<std::string>> r = co_await top_->listxattr(context(req), *g, nullptr);
+  Result<std::vector<std::string>> r = co_await graph->top()->listxattr(context(req), *g, nullptr);
   if (!r) co_return reply_err(req, r.error());
   std::string list;
   for (const auto& n : *r) {
@@ -541,23 +591,24 @@ FuseBridge::Awaitable FuseBridge::listxattr(fuse_req_t req, fuse_ino_t ino, size
   fuse_reply_buf(req, list.data(), list.size());
 }
 
-FuseBridge::Awaitable FuseBridge::removexattr(fuse_req_t req, fuse_ino_t ino, std::string name) {
+FuseBridge::Awaitable FuseBridge::removexattr(fuse_req_t req, GraphPtr graph, fuse_ino_t ino,
+                                              std::string name) {
   auto g = gfid_of(ino);
   if (!g) co_return reply_err(req, Errno(ESTALE));
-  Result<void> r = co_await top_->removexattr(context(req), *g, nullptr, std::move(name));
+  Result<void> r = co_await graph->top()->removexattr(context(req), *g, nullptr, std::move(name));
   reply_status(req, r);
 }
 
-FuseBridge::Awaitable FuseBridge::fallocate(fuse_req_t req, xl::FdPtr fd, int mode, off_t offset,
-                                            off_t length) {
-  Result<pb::Iatt> r =
-      co_await top_->fallocate(context(req), std::move(fd), static_cast<uint32_t>(mode),
-                               static_cast<uint64_t>(offset), static_cast<uint64_t>(length));
+FuseBridge::Awaitable FuseBridge::fallocate(fuse_req_t req, GraphPtr graph, xl::FdPtr fd, int mode,
+                                            off_t offset, off_t length) {
+  Result<pb::Iatt> r = co_await graph->top()->fallocate(
+      context(req), std::move(fd), static_cast<uint32_t>(mode), static_cast<uint64_t>(offset),
+      static_cast<uint64_t>(length));
   reply_status(req, r);
 }
 
-FuseBridge::Awaitable FuseBridge::getlk(fuse_req_t req, xl::FdPtr fd, uint64_t owner,
-                                        struct flock lock) {
+FuseBridge::Awaitable FuseBridge::getlk(fuse_req_t req, GraphPtr graph, xl::FdPtr fd,
+                                        uint64_t owner, struct flock lock) {
   pb::LkReq lk;
   lk.set_cmd(pb::LkReq::GETLK);
   lk.set_type(lock_type(lock.l_type));
@@ -565,7 +616,7 @@ FuseBridge::Awaitable FuseBridge::getlk(fuse_req_t req, xl::FdPtr fd, uint64_t o
   lk.set_length(static_cast<uint64_t>(lock.l_len));
   lk.set_pid(static_cast<uint32_t>(lock.l_pid));
   lk.set_lock_owner(owner);
-  Result<pb::LkRsp> r = co_await top_->lk(context(req), std::move(fd), std::move(lk));
+  Result<pb::LkRsp> r = co_await graph->top()->lk(context(req), std::move(fd), std::move(lk));
   if (!r) co_return reply_err(req, r.error());
   struct flock out {};
   out.l_whence = SEEK_SET;
@@ -580,12 +631,13 @@ FuseBridge::Awaitable FuseBridge::getlk(fuse_req_t req, xl::FdPtr fd, uint64_t o
   fuse_reply_lock(req, &out);
 }
 
-FuseBridge::Awaitable FuseBridge::setlk(fuse_req_t req, xl::FdPtr fd, pb::LkReq lk) {
+FuseBridge::Awaitable FuseBridge::setlk(fuse_req_t req, GraphPtr graph, xl::FdPtr fd,
+                                        pb::LkReq lk) {
   bool blocking = lk.cmd() == pb::LkReq::SETLKW;
   if (blocking) {
     {
       std::lock_guard lock(waits_mu_);
-      lock_waits_[req] = {fd, lk};
+      lock_waits_[req] = LockWait{graph, fd, lk};
     }
     fuse_req_interrupt_func(
         req, [](fuse_req_t r, void* data) { static_cast<FuseBridge*>(data)->on_interrupt(r); },
@@ -593,7 +645,7 @@ FuseBridge::Awaitable FuseBridge::setlk(fuse_req_t req, xl::FdPtr fd, pb::LkReq 
   }
   xl::OpContext ctx = context(req);
   ctx.deadline = std::chrono::steady_clock::time_point::max();  // a lock may wait for ever
-  Result<pb::LkRsp> r = co_await top_->lk(ctx, std::move(fd), std::move(lk));
+  Result<pb::LkRsp> r = co_await graph->top()->lk(ctx, std::move(fd), std::move(lk));
   if (blocking) {
     std::lock_guard lock(waits_mu_);
     lock_waits_.erase(req);
@@ -602,27 +654,24 @@ FuseBridge::Awaitable FuseBridge::setlk(fuse_req_t req, xl::FdPtr fd, pb::LkReq 
 }
 
 void FuseBridge::on_interrupt(fuse_req_t req) {
-  xl::FdPtr fd;
-  pb::LkReq unlock;
+  LockWait wait;
   {
     std::lock_guard lock(waits_mu_);
     auto it = lock_waits_.find(req);
     if (it == lock_waits_.end()) return;
-    fd = it->second.first;
-    unlock = it->second.second;
+    wait = it->second;
   }
   // Unlocking the range withdraws our own wait on the brick, which then answers EINTR.
-  unlock.set_cmd(pb::LkReq::SETLK);
-  unlock.set_type(pb::UNLOCK);
-  spawn([](xl::Translator* top, xl::FdPtr fd, pb::LkReq unlock) -> Awaitable {
-    Result<pb::LkRsp> r = co_await top->lk(xl::OpContext{}, std::move(fd), std::move(unlock));
-    (void)r;
-  }(top_, std::move(fd), std::move(unlock)));
+  wait.lk.set_cmd(pb::LkReq::SETLK);
+  wait.lk.set_type(pb::UNLOCK);
+  spawn(unlock_fd(std::move(wait.graph), std::move(wait.fd), std::move(wait.lk)));
 }
 
 // ---- C callbacks: copy what the coroutine needs, start it, return. ----
 
 struct FuseBridge::Callbacks {
+  static OpenHandle& handle(fuse_file_info* fi) { return *handle_of<OpenHandle>(fi); }
+
   static void init(void* userdata, fuse_conn_info* conn) {
     auto* self = static_cast<FuseBridge*>(userdata);
     auto want = [conn](unsigned cap) {
@@ -650,7 +699,7 @@ struct FuseBridge::Callbacks {
   static void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("LOOKUP {} {}", parent, name);
-    b->spawn(b->lookup(req, parent, name));
+    b->spawn(b->lookup(req, b->graph(), parent, name));
   }
   static void forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
     bridge_of(req)->inodes_.forget(ino, nlookup);
@@ -665,114 +714,113 @@ struct FuseBridge::Callbacks {
     auto* b = bridge_of(req);
     auto* h = handle_of<OpenHandle>(fi);
     if (b->options_.debug) MLOG_DEBUG("GETATTR {}", ino);
-    b->spawn(b->getattr(req, ino, h ? h->fd : nullptr));
+    b->spawn(b->getattr(req, h ? h->graph : b->graph(), ino, h ? h->fd : nullptr));
   }
   static void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                       fuse_file_info* fi) {
     auto* b = bridge_of(req);
     auto* h = handle_of<OpenHandle>(fi);
     if (b->options_.debug) MLOG_DEBUG("SETATTR {} valid={:#x}", ino, to_set);
-    b->spawn(b->setattr(req, ino, *attr, to_set, h ? h->fd : nullptr));
+    b->spawn(b->setattr(req, h ? h->graph : b->graph(), ino, *attr, to_set, h ? h->fd : nullptr));
   }
   static void readlink(fuse_req_t req, fuse_ino_t ino) {
     auto* b = bridge_of(req);
-    b->spawn(b->readlink(req, ino));
+    b->spawn(b->readlink(req, b->graph(), ino));
   }
   static void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("MKNOD {} {} {:o}", parent, name, mode);
-    b->spawn(b->mknod(req, parent, name, mode, rdev));
+    b->spawn(b->mknod(req, b->graph(), parent, name, mode, rdev));
   }
   static void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("MKDIR {} {} {:o}", parent, name, mode);
-    b->spawn(b->mkdir(req, parent, name, mode | S_IFDIR));
+    b->spawn(b->mkdir(req, b->graph(), parent, name, mode | S_IFDIR));
   }
   static void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("UNLINK {} {}", parent, name);
-    b->spawn(b->unlink(req, parent, name));
+    b->spawn(b->unlink(req, b->graph(), parent, name));
   }
   static void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("RMDIR {} {}", parent, name);
-    b->spawn(b->rmdir(req, parent, name));
+    b->spawn(b->rmdir(req, b->graph(), parent, name));
   }
   static void symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("SYMLINK {} {} -> {}", parent, name, target);
-    b->spawn(b->symlink(req, target, parent, name));
+    b->spawn(b->symlink(req, b->graph(), target, parent, name));
   }
   static void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
                      const char* new_name, unsigned flags) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("RENAME {} {} -> {} {}", parent, name, new_parent, new_name);
-    b->spawn(b->rename(req, parent, name, new_parent, new_name, flags));
+    b->spawn(b->rename(req, b->graph(), parent, name, new_parent, new_name, flags));
   }
   static void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("LINK {} -> {} {}", ino, new_parent, new_name);
-    b->spawn(b->link(req, ino, new_parent, new_name));
+    b->spawn(b->link(req, b->graph(), ino, new_parent, new_name));
   }
   static void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("OPEN {} flags={:#o}", ino, fi->flags);
-    b->spawn(b->open(req, ino, *fi));
+    b->spawn(b->open(req, b->graph(), ino, *fi));
   }
   static void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                      fuse_file_info* fi) {
     auto* b = bridge_of(req);
     if (b->options_.debug)
       MLOG_DEBUG("CREATE {} {} {:o} flags={:#o}", parent, name, mode, fi->flags);
-    b->spawn(b->create(req, parent, name, mode, *fi));
+    b->spawn(b->create(req, b->graph(), parent, name, mode, *fi));
   }
   static void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("READ {} {}@{}", ino, size, off);
-    b->spawn(b->read(req, handle_of<OpenHandle>(fi)->fd, size, off));
+    b->spawn(b->read(req, handle(fi).graph, handle(fi).fd, size, off));
   }
   static void write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
                     fuse_file_info* fi) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("WRITE {} {}@{}", ino, size, off);
     // The kernel's buffer is reused once we return: the data travels on in our own.
-    b->spawn(b->write(req, handle_of<OpenHandle>(fi)->fd, Buffer::copy_of({buf, size}), off));
+    b->spawn(b->write(req, handle(fi).graph, handle(fi).fd, Buffer::copy_of({buf, size}), off));
   }
   static void flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("FLUSH {}", ino);
-    b->spawn(b->flush(req, handle_of<OpenHandle>(fi)->fd, fi->lock_owner));
+    b->spawn(b->flush(req, handle(fi).graph, handle(fi).fd, fi->lock_owner));
   }
   static void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("RELEASE {}", ino);
     auto* h = handle_of<OpenHandle>(fi);
+    GraphPtr graph = std::move(h->graph);
     xl::FdPtr fd = std::move(h->fd);
     delete h;
-    b->spawn([](xl::Translator* top, xl::FdPtr fd) -> Awaitable {
-      co_await top->release(std::move(fd));
-    }(b->top_, std::move(fd)));
+    b->spawn(release_fd(std::move(graph), std::move(fd)));
     fuse_reply_err(req, 0);
   }
   static void fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
     auto* b = bridge_of(req);
-    b->spawn(b->fsync(req, handle_of<OpenHandle>(fi)->fd, datasync != 0));
+    b->spawn(b->fsync(req, handle(fi).graph, handle(fi).fd, datasync != 0));
   }
   static void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("OPENDIR {}", ino);
-    b->spawn(b->opendir(req, ino, *fi));
+    b->spawn(b->opendir(req, b->graph(), ino, *fi));
   }
   static void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("READDIR {} @{}", ino, off);
-    b->spawn(b->readdir(req, handle_of<OpenHandle>(fi), size, off, false));
+    b->spawn(b->readdir(req, handle(fi).graph, &handle(fi), size, off, false));
   }
   static void readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                           fuse_file_info* fi) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("READDIRPLUS {} @{}", ino, off);
-    b->spawn(b->readdir(req, handle_of<OpenHandle>(fi), size, off, true));
+    b->spawn(b->readdir(req, handle(fi).graph, &handle(fi), size, off, true));
   }
   static void releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     release(req, ino, fi);
@@ -782,30 +830,30 @@ struct FuseBridge::Callbacks {
   }
   static void statfs(fuse_req_t req, fuse_ino_t ino) {
     auto* b = bridge_of(req);
-    b->spawn(b->statfs(req, ino));
+    b->spawn(b->statfs(req, b->graph(), ino));
   }
   static void setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
                        size_t size, int flags) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("SETXATTR {} {}", ino, name);
-    b->spawn(b->setxattr(req, ino, name, std::string(value, size), flags));
+    b->spawn(b->setxattr(req, b->graph(), ino, name, std::string(value, size), flags));
   }
   static void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("GETXATTR {} {}", ino, name);
-    b->spawn(b->getxattr(req, ino, name, size));
+    b->spawn(b->getxattr(req, b->graph(), ino, name, size));
   }
   static void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     auto* b = bridge_of(req);
-    b->spawn(b->listxattr(req, ino, size));
+    b->spawn(b->listxattr(req, b->graph(), ino, size));
   }
   static void removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     auto* b = bridge_of(req);
-    b->spawn(b->removexattr(req, ino, name));
+    b->spawn(b->removexattr(req, b->graph(), ino, name));
   }
   static void getlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock) {
     auto* b = bridge_of(req);
-    b->spawn(b->getlk(req, handle_of<OpenHandle>(fi)->fd, fi->lock_owner, *lock));
+    b->spawn(b->getlk(req, handle(fi).graph, handle(fi).fd, fi->lock_owner, *lock));
   }
   static void setlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock,
                     int sleep) {
@@ -818,7 +866,7 @@ struct FuseBridge::Callbacks {
     lk.set_length(static_cast<uint64_t>(lock->l_len));
     lk.set_pid(static_cast<uint32_t>(lock->l_pid));
     lk.set_lock_owner(fi->lock_owner);
-    b->spawn(b->setlk(req, handle_of<OpenHandle>(fi)->fd, std::move(lk)));
+    b->spawn(b->setlk(req, handle(fi).graph, handle(fi).fd, std::move(lk)));
   }
   static void flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) {
     auto* b = bridge_of(req);
@@ -828,12 +876,12 @@ struct FuseBridge::Callbacks {
     lk.set_cmd((op & LOCK_NB) || (op & LOCK_UN) ? pb::LkReq::SETLK : pb::LkReq::SETLKW);
     lk.set_type((op & LOCK_UN) ? pb::UNLOCK : (op & LOCK_EX) ? pb::WRITE_LOCK : pb::READ_LOCK);
     lk.set_lock_owner(fi->lock_owner);
-    b->spawn(b->setlk(req, handle_of<OpenHandle>(fi)->fd, std::move(lk)));
+    b->spawn(b->setlk(req, handle(fi).graph, handle(fi).fd, std::move(lk)));
   }
   static void fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
                         fuse_file_info* fi) {
     auto* b = bridge_of(req);
-    b->spawn(b->fallocate(req, handle_of<OpenHandle>(fi)->fd, mode, offset, length));
+    b->spawn(b->fallocate(req, handle(fi).graph, handle(fi).fd, mode, offset, length));
   }
 };
 

@@ -8,12 +8,12 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <future>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <thread>
 
@@ -21,8 +21,10 @@
 #include "common/gfid.h"
 #include "common/log.h"
 #include "fuse-client/bridge.h"
+#include "fuse-client/graph_switcher.h"
 #include "fuse-client/mount_options.h"
 #include "fuse-client/session_loop.h"
+#include "fuse-client/volume_fetch.h"
 #include "translators/graph.h"
 #include "translators/volfile.h"
 
@@ -32,7 +34,7 @@ using namespace std::chrono_literals;
 namespace {
 
 struct Invocation {
-  std::string spec;  // what to mount: a volfile path, or HOST:/VOL
+  std::string spec;  // what to mount: a volfile path, or HOST:/VOL (fsname, messages)
   std::string mountpoint;
   fuse::MountOptions options;
   bool foreground = false;
@@ -86,24 +88,66 @@ std::optional<Invocation> parse_helper_args(int argc, char** argv, std::string& 
   return inv;
 }
 
-// Loads the graph the mount serves: from volfile=FILE. Fetching it from mortar-mgmtd by
-// HOST:/VOLUME arrives with the management daemon.
-xl::Checked<xl::ParsedVolfile> load_graph(const Invocation& inv) {
-  if (inv.options.volfile.empty()) {
-    if (inv.spec.find(":/") != std::string::npos) {
-      return xl::invalid("cannot mount " + inv.spec +
-                         ": fetching a volume from mortar-mgmtd is not supported yet; give "
-                         "-o volfile=FILE");
-    }
-    return xl::invalid("no volfile given (-o volfile=FILE)");
-  }
+// The graph a mount starts with, from a volfile or from mortar-mgmtd.
+struct InitialGraph {
+  pb::VolumeGraph graph;
+  xl::SourceLines lines;  // volfile only
+  std::string label;      // "version 3 of webData", for the log
+  // From mortar-mgmtd:
+  bool from_mgmtd = false;
+  std::vector<fuse::VolfileServer> servers;  // starting with the one that answered
+  uint64_t version = 0;
+  std::map<std::string, std::string> mount_options;
+  std::vector<std::string> tried;  // servers that did not answer, and why
+};
+
+xl::Checked<InitialGraph> load_volfile(const Invocation& inv) {
   std::ifstream in(inv.options.volfile);
   if (!in) return xl::invalid("cannot read volfile " + inv.options.volfile);
   std::stringstream text;
   text << in.rdbuf();
   auto parsed = xl::load_volfile(text.str(), xl::Registry::builtin());
   if (!parsed) return xl::invalid(inv.options.volfile + ": " + parsed.error());
-  return parsed;
+  InitialGraph g;
+  g.graph = std::move(parsed->graph);
+  g.lines = std::move(parsed->lines);
+  g.label = "from " + inv.options.volfile;
+  return g;
+}
+
+// Asks the volfile servers (HOST of HOST:/VOL first, then the backups) for the volume's graph.
+// This happens before anything is mounted, so a volume that cannot be served leaves no mount.
+xl::Checked<InitialGraph> fetch_graph(const Invocation& inv) {
+  std::vector<fuse::VolfileServer> servers;
+  for (const auto& text : inv.options.volfile_servers) {
+    auto s = fuse::parse_volfile_server(text);
+    if (!s) return xl::invalid(s.error());
+    servers.push_back(std::move(*s));
+  }
+  fuse::FetchPolicy policy;
+  policy.rounds = inv.options.volfile_max_fetch_attempts;
+  InitialGraph g;
+  auto fetched = fuse::fetch_volume(servers, inv.options.volume, policy, g.tried);
+  if (!fetched) return xl::invalid("cannot mount " + inv.spec + ": " + fetched.error());
+  g.from_mgmtd = true;
+  g.version = fetched->spec.version();
+  g.label = "version " + std::to_string(g.version) + " of " + inv.options.volume;
+  g.graph = std::move(*fetched->spec.mutable_graph());
+  g.mount_options.insert(fetched->spec.mount_options().begin(),
+                         fetched->spec.mount_options().end());
+  // The management connection stays with the server that answered, then goes round the list.
+  for (size_t i = 0; i < servers.size(); ++i) {
+    g.servers.push_back(servers[(fetched->server + i) % servers.size()]);
+  }
+  return g;
+}
+
+xl::Checked<InitialGraph> load_graph(const Invocation& inv) {
+  if (!inv.options.volfile.empty()) return load_volfile(inv);
+  if (!inv.options.volume.empty()) return fetch_graph(inv);
+  return xl::invalid(
+      "nothing to mount: give HOST:/VOLUME, --volfile-server and --volfile-id, or "
+      "-o volfile=FILE");
 }
 
 int run(const std::string& program, Invocation inv) {
@@ -111,8 +155,15 @@ int run(const std::string& program, Invocation inv) {
   if (::stat(inv.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return fail_usage(program, "mount point " + inv.mountpoint + " is not a directory");
   }
-  auto graph_spec = load_graph(inv);
-  if (!graph_spec) return fail_usage(program, graph_spec.error());
+  auto initial = load_graph(inv);
+  if (!initial) return fail_usage(program, initial.error());
+  // The volume's mount options are defaults; what the user said with -o wins.
+  const fuse::MountOptions user_options = inv.options;
+  if (initial->from_mgmtd) {
+    if (auto r = fuse::apply_volume_mount_options(initial->mount_options, inv.options); !r) {
+      return fail_usage(program, "cannot mount " + inv.spec + ": " + r.error());
+    }
+  }
 
   // The kernel side of the mount: allow every local user (web servers run as www-data) and
   // let the kernel check permissions against the attributes we return.
@@ -131,11 +182,19 @@ int run(const std::string& program, Invocation inv) {
 
   boost::asio::io_context io;
   xl::GraphContext context{io.get_executor(), "mortar-fuse", Gfid::random().str()};
-  auto graph =
-      xl::Graph::build(graph_spec->graph, xl::Registry::builtin(), context, &graph_spec->lines);
-  if (!graph) return fail_usage(program, graph.error());
+  auto built = xl::Graph::build(initial->graph, xl::Registry::builtin(), context,
+                                initial->from_mgmtd ? nullptr : &initial->lines);
+  if (!built) {
+    if (initial->from_mgmtd) {
+      return fail_usage(
+          program, "cannot mount " + inv.spec + ": graph " + initial->label + ": " + built.error());
+    }
+    return fail_usage(program, built.error());
+  }
+  fuse::GraphKeeper keeper(io.get_executor());
+  fuse::GraphPtr graph = keeper.adopt(std::move(*built), initial->label);
 
-  auto bridge = std::make_unique<fuse::FuseBridge>((*graph)->top(), io.get_executor(), inv.options);
+  auto bridge = std::make_unique<fuse::FuseBridge>(graph, io.get_executor(), inv.options);
   fuse_session* se = fuse_session_new(&args, &fuse::FuseBridge::operations(),
                                       sizeof(fuse_lowlevel_ops), bridge.get());
   if (!se) return fail_usage(program, "cannot create the FUSE session");
@@ -156,20 +215,25 @@ int run(const std::string& program, Invocation inv) {
   }
   if (inv.options.debug && inv.options.log_level != "trace") inv.options.log_level = "debug";
   log::init("fuse", inv.options.log_file, inv.options.log_level);
-  MLOG_INFO("mortar-fuse {} on {}: final graph:\n{}", inv.spec, inv.mountpoint,
-            xl::render_volfile((*graph)->spec()));
+  if (initial->from_mgmtd) {
+    for (const auto& t : initial->tried) MLOG_INFO("volfile server {}", t);
+    MLOG_INFO("fetched graph {} from {}", initial->label, initial->servers.front().str());
+  }
+  MLOG_INFO("mortar-fuse {} on {}: final graph {}:\n{}", inv.spec, inv.mountpoint, initial->label,
+            xl::render_volfile(graph->spec()));
 
   auto work = boost::asio::make_work_guard(io);
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < std::max(1u, inv.threads); ++i)
     threads.emplace_back([&io] { io.run(); });
-  (*graph)->start();
+  keeper.set_executor_running(true);
+  graph->start();
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::milliseconds(static_cast<int64_t>(inv.wait_up_seconds * 1000));
-  while (!(*graph)->top()->is_up() && std::chrono::steady_clock::now() < deadline) {
+  while (!graph->top()->is_up() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(10ms);
   }
-  if (!(*graph)->top()->is_up()) {
+  if (!graph->top()->is_up()) {
     MLOG_WARN("no brick is reachable yet; operations fail with ENOTCONN until one is");
     if (inv.foreground) {
       std::fprintf(stderr, "%s: warning: no brick of %s is reachable yet\n", program.c_str(),
@@ -180,6 +244,21 @@ int run(const std::string& program, Invocation inv) {
     if (auto r = write_pid_file(inv.options.pid_file); !r) {
       MLOG_WARN("cannot write pid file {}: {}", inv.options.pid_file, r.error().message());
     }
+  }
+  // The bridge, open files and requests own graphs from here on.
+  graph.reset();
+  std::shared_ptr<fuse::GraphSwitcher> switcher;
+  if (initial->from_mgmtd) {
+    fuse::GraphSwitcher::Config config;
+    config.servers = initial->servers;
+    config.volume = inv.options.volume;
+    config.version = initial->version;
+    config.user_options = user_options;
+    config.mounted_writeback_cache = inv.options.writeback_cache;
+    config.context = context;
+    switcher = std::make_shared<fuse::GraphSwitcher>(*bridge, keeper, io.get_executor(),
+                                                     std::move(config));
+    switcher->start();
   }
   daemon.report_ready();
 
@@ -202,12 +281,19 @@ int run(const std::string& program, Invocation inv) {
   });
   ended.get_future().wait();
   signals.cancel();
+  if (switcher) switcher->stop();
   MLOG_INFO("unmounting {}", inv.mountpoint);
   fuse_session_unmount(se);
   int rc = 0;
   // Let requests that are still running finish before their graph goes away.
   for (int i = 0; i < 500 && bridge->in_flight() > 0; ++i) std::this_thread::sleep_for(10ms);
-  (*graph)->stop();
+  // Graphs are freed on the I/O threads once their last user lets go: wait for that while the
+  // threads still run.
+  bridge->switch_graph(nullptr);
+  if (!keeper.wait_all_freed(5s)) {
+    MLOG_WARN("{} graph(s) still in use at exit", keeper.live());
+  }
+  keeper.set_executor_running(false);
   work.reset();
   io.stop();
   for (auto& t : threads) t.join();
@@ -229,11 +315,24 @@ int main(int argc, char** argv) {
     auto parsed = parse_helper_args(argc, argv, error, warnings);
     if (!parsed) return fail_usage(program, error);
     inv = std::move(*parsed);
-    if (inv.spec == "none" && !inv.options.volfile.empty()) inv.spec = inv.options.volfile;
+    if (!inv.options.volfile.empty()) {
+      if (inv.spec == "none") inv.spec = inv.options.volfile;
+    } else if (inv.spec != "none") {
+      auto source = fuse::parse_mount_source(inv.spec);
+      if (!source) return fail_usage(program, source.error());
+      inv.options.volume = source->volume;
+      // HOST of HOST:/VOL first, then backup-volfile-servers in their order.
+      inv.options.volfile_servers.insert(inv.options.volfile_servers.begin(), source->server.str());
+    }
   } else {
     CLI::App app{"mortar-fuse: mounts a mortar volume"};
     std::vector<std::string> opts;
+    std::vector<std::string> volfile_servers;
+    std::string volfile_id;
     app.add_option("--volfile", inv.options.volfile, "The volume's graph, as a volfile");
+    app.add_option("-s,--volfile-server", volfile_servers,
+                   "mortar-mgmtd to fetch the graph from, HOST[:PORT] (repeat for backups)");
+    app.add_option("--volfile-id", volfile_id, "The volume to mount (with --volfile-server)");
     app.add_option("mountpoint", inv.mountpoint, "Where to mount")->required();
     app.add_option("-o", opts, "Mount options, comma-separated (see docs/mount.md)");
     app.add_flag("--foreground,-f", inv.foreground, "Stay in the foreground (default: detach)");
@@ -243,7 +342,9 @@ int main(int argc, char** argv) {
     app.add_flag("--debug", inv.options.debug, "Log every operation (implies --log-level debug)");
     app.add_option("--wait-up", inv.wait_up_seconds,
                    "Seconds to wait for the bricks before serving (default 10)");
-    app.add_option("--threads", inv.threads, "Threads running the graph and reading /dev/fuse (default 1: on small machines every hand-off between threads costs more than it saves)");
+    app.add_option("--threads", inv.threads,
+                   "Threads running the graph and reading /dev/fuse (default 1: on small machines "
+                   "every hand-off between threads costs more than it saves)");
     CLI11_PARSE(app, argc, argv);
     std::string volfile = inv.options.volfile;
     std::string log_file = inv.options.log_file;
@@ -255,6 +356,17 @@ int main(int argc, char** argv) {
     if (!volfile.empty()) inv.options.volfile = volfile;
     if (!log_file.empty()) inv.options.log_file = log_file;
     inv.spec = inv.options.volfile;
+    if (inv.options.volfile.empty() && (!volfile_id.empty() || !volfile_servers.empty())) {
+      while (volfile_id.starts_with('/')) volfile_id.erase(0, 1);  // GlusterFS writes "/VOL"
+      if (volfile_id.empty()) return fail_usage(program, "--volfile-server needs --volfile-id");
+      if (volfile_servers.empty())
+        return fail_usage(program, "--volfile-id needs --volfile-server");
+      inv.options.volume = volfile_id;
+      // --volfile-server first, then backup-volfile-servers from -o.
+      inv.options.volfile_servers.insert(inv.options.volfile_servers.begin(),
+                                         volfile_servers.begin(), volfile_servers.end());
+      inv.spec = inv.options.volfile_servers.front() + ":/" + volfile_id;
+    }
   }
   for (const auto& w : warnings)
     std::fprintf(stderr, "%s: warning: %s\n", program.c_str(), w.c_str());

@@ -81,14 +81,17 @@ xl::Checked<void> apply_mount_options(std::string_view list, MountOptions& out,
       auto s = seconds(key, value);
       if (!s) return xl::invalid(s.error());
       out.entry_timeout = *s;
+      out.given.insert("entry-timeout");
     } else if (key == "attr_timeout" || key == "attribute-timeout") {
       auto s = seconds(key, value);
       if (!s) return xl::invalid(s.error());
       out.attr_timeout = *s;
+      out.given.insert("attribute-timeout");
     } else if (key == "negative_timeout" || key == "negative-timeout") {
       auto s = seconds(key, value);
       if (!s) return xl::invalid(s.error());
       out.negative_timeout = *s;
+      out.given.insert("negative-timeout");
     } else if (key == "writeback_cache" || key == "kernel-writeback-cache") {
       if (has_value) {
         auto b = yes_no(key, value);
@@ -97,6 +100,14 @@ xl::Checked<void> apply_mount_options(std::string_view list, MountOptions& out,
       } else {
         out.writeback_cache = true;
       }
+      out.given.insert("kernel-writeback-cache");
+    } else if (key == "volfile-max-fetch-attempts") {
+      auto n = xl::parse_int(value);
+      if (!n || *n < 1 || *n > 100) {
+        return xl::invalid("mount option volfile-max-fetch-attempts: '" + value +
+                           "' is not a number from 1 to 100");
+      }
+      out.volfile_max_fetch_attempts = static_cast<int>(*n);
     } else if (key == "max_write") {
       auto size = xl::parse_size(value);
       if (!size || *size < 4096 || *size > (1u << 20)) {
@@ -126,6 +137,25 @@ xl::Checked<void> apply_mount_options(std::string_view list, MountOptions& out,
       warnings.push_back("unknown mount option '" + item + "' ignored");
     }
   }
+  return {};
+}
+
+xl::Checked<void> apply_volume_mount_options(const std::map<std::string, std::string>& options,
+                                             MountOptions& out) {
+  constexpr std::array kVolumeKeys = {"attribute-timeout", "entry-timeout", "negative-timeout",
+                                      "kernel-writeback-cache"};
+  std::set<std::string> given = out.given;
+  std::vector<std::string> unused;
+  for (const auto& [key, value] : options) {
+    if (std::find(kVolumeKeys.begin(), kVolumeKeys.end(), key) == kVolumeKeys.end()) continue;
+    if (given.count(key)) continue;
+    if (auto r = apply_mount_options(key + "=" + value, out, unused); !r) {
+      out.given = given;
+      return xl::invalid("the volume's " + r.error());
+    }
+  }
+  // The volume's values are defaults, not the user's word: a later update may change them.
+  out.given = std::move(given);
   return {};
 }
 

@@ -3,6 +3,8 @@
 // must not keep a web head from booting).
 #pragma once
 
+#include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,11 +29,21 @@ struct MountOptions {
   bool read_only = false;
   bool debug = false;                       // log every operation
   std::vector<std::string> kernel_options;  // passed to mount(2): nodev, noatime, ...
+  int volfile_max_fetch_attempts = 3;       // rounds over the volfile servers at mount time
+  // The volume's mount options (GetspecRsp.mount_options) the user gave with -o, by their
+  // mgmtd spelling ("attribute-timeout"): the user's value wins over the volume's.
+  std::set<std::string> given;
 };
 
 // Applies one comma-separated option list. Malformed values of known options are errors;
 // unknown options only add to `warnings`.
 xl::Checked<void> apply_mount_options(std::string_view list, MountOptions& out,
                                       std::vector<std::string>& warnings);
+
+// Applies the volume's mount options from mortar-mgmtd (attribute-timeout, entry-timeout,
+// negative-timeout, kernel-writeback-cache) as defaults: keys in `out.given` keep the user's
+// value. Keys this client does not know (a newer server's) are skipped.
+xl::Checked<void> apply_volume_mount_options(const std::map<std::string, std::string>& options,
+                                             MountOptions& out);
 
 }  // namespace mortar::fuse
