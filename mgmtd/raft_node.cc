@@ -40,6 +40,14 @@ std::optional<std::string_view> unframe(const void* base, size_t len) {
   return std::string_view(reinterpret_cast<const char*>(p + 8), n);
 }
 
+// The errors callers act on get the fixed words raft_node.h promises ("not the leader",
+// "leadership lost"); the others libraft's own text.
+std::string error_text(int status) {
+  if (status == RAFT_NOTLEADER) return "not the leader";
+  if (status == RAFT_LEADERSHIPLOST) return "leadership lost";
+  return raft_strerror(status);
+}
+
 }  // namespace
 
 struct RaftNode::Impl {
@@ -77,7 +85,9 @@ struct RaftNode::Impl {
       MLOG_ERROR("raft: a log entry of {} bytes is malformed", buf->len);
       self->last_result = "malformed log entry";
     } else {
-      self->last_result = self->owner->fsm_.apply(*payload);
+      // Entries are applied in order, each right after the one before it.
+      uint64_t index = raft_last_applied(&self->r) + 1;
+      self->last_result = self->owner->fsm_.apply(index, *payload);
     }
     *result = &self->last_result;
     return 0;
@@ -298,7 +308,7 @@ void RaftNode::propose(std::string command, Done done) {
                         [](struct raft_apply* req, int status, void* result) {
                           auto* a = static_cast<Impl::Apply*>(req->data);
                           if (status != 0) {
-                            a->done(raft_strerror(status));
+                            a->done(error_text(status));
                           } else {
                             a->done(result ? *static_cast<std::string*>(result) : std::string());
                           }
@@ -306,7 +316,7 @@ void RaftNode::propose(std::string command, Done done) {
                         });
     if (rv != 0) {
       raft_free(buf.base);
-      a->done(raft_strerror(rv));
+      a->done(error_text(rv));
       delete a;
     }
   });

@@ -34,8 +34,10 @@ class RaftNode {
   class StateMachine {
    public:
     virtual ~StateMachine() = default;
-    // Applies a committed command; returns "" or why it was refused (deterministically).
-    virtual std::string apply(std::string_view command) = 0;
+    // Applies the committed command at log `index`; returns "" or why it was refused
+    // (deterministically). After a restart Raft hands over again every entry since its last
+    // snapshot, some of which a state kept elsewhere may already hold.
+    virtual std::string apply(uint64_t index, std::string_view command) = 0;
     virtual std::string snapshot() = 0;
     virtual void restore(std::string_view snapshot) = 0;
   };

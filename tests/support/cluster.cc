@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 
@@ -39,15 +40,20 @@ int MgmtdServer::stop() { return process_.stop(); }
 void MgmtdServer::kill9() { process_.kill(); }
 
 CliResult MgmtdServer::cli(const std::vector<std::string>& args) const {
-  static int counter = 0;
-  std::string out = root_ + "/cli-" + std::to_string(++counter) + ".out";
+  static std::atomic<int> counter = 0;
+  std::string base = root_ + "/cli-" + std::to_string(++counter);
   std::vector<std::string> argv = {bin("mortar"), "--socket=" + socket(), "--mode=script"};
   argv.insert(argv.end(), args.begin(), args.end());
-  Process p = Process::spawn(argv, out);
+  Process p = Process::spawn(argv, base + ".out", base + ".err");
   CliResult r;
   r.status = p.wait(std::chrono::seconds(120));
-  std::ifstream in(out);
-  r.out.assign(std::istreambuf_iterator<char>(in), {});
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  r.stdout_text = slurp(base + ".out");
+  r.stderr_text = slurp(base + ".err");
+  r.out = r.stdout_text + r.stderr_text;
   return r;
 }
 
@@ -63,13 +69,20 @@ std::vector<int> MgmtdServer::brick_pids() const {
   return pids;
 }
 
-void MgmtdServer::kill_bricks() const {
-  for (int pid : brick_pids()) ::kill(pid, SIGKILL);
+int MgmtdServer::shd_pid() const {
+  std::ifstream in(root_ + "/run/shd.pid");
+  int pid = 0;
+  return in >> pid && pid > 0 && ::kill(pid, 0) == 0 ? pid : 0;
 }
 
-TestCluster::TestCluster(int n, const std::string& root) {
+void MgmtdServer::kill_bricks() const {
+  for (int pid : brick_pids()) ::kill(pid, SIGKILL);
+  if (int pid = shd_pid()) ::kill(pid, SIGKILL);
+}
+
+TestCluster::TestCluster(int n, const std::string& root, int first_host) {
   for (int i = 0; i < n; ++i) {
-    std::string address = "127.0.0." + std::to_string(i + 2);
+    std::string address = "127.0.0." + std::to_string(first_host + i);
     servers_.push_back(std::make_unique<MgmtdServer>(address, root + "/s" + std::to_string(i)));
   }
 }

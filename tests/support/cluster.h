@@ -13,7 +13,9 @@ namespace mortar::test {
 
 struct CliResult {
   int status = -1;
-  std::string out;  // stdout and stderr together
+  std::string out;  // stdout, then stderr
+  std::string stdout_text;
+  std::string stderr_text;
 };
 
 class MgmtdServer {
@@ -27,18 +29,22 @@ class MgmtdServer {
   // SIGTERM; returns the exit status. Its bricks keep running, as in production.
   int stop();
   void kill9();
+  void signal(int sig) { process_.signal(sig); }
   bool running() { return process_.running(); }
 
   // Runs `mortar --socket=<this server's socket> ARGS... --mode=script`.
   CliResult cli(const std::vector<std::string>& args) const;
 
   const std::string& address() const { return address_; }
+  const std::string& root() const { return root_; }
   std::string socket() const { return root_ + "/run/mgmtd.sock"; }
   std::string log() const { return root_ + "/log/mgmtd.log"; }
   std::string brick_log_dir() const { return root_ + "/log/bricks"; }
   // PIDs of the brick daemons this server started (from their pid files).
   std::vector<int> brick_pids() const;
-  // Kills this server's brick daemons (SIGKILL).
+  // PID of this server's self-heal daemon; 0 when none runs.
+  int shd_pid() const;
+  // Kills this server's brick daemons and its self-heal daemon (SIGKILL).
   void kill_bricks() const;
 
  private:
@@ -47,10 +53,12 @@ class MgmtdServer {
   Process process_;
 };
 
-// A cluster of `n` servers on 127.0.0.2 ... 127.0.0.(n+1), started and probed from the first.
+// A cluster of `n` servers on 127.0.0.F ... 127.0.0.(F+n-1), F = `first_host` (2 unless given),
+// started and probed from the first. Tests that may run at the same time as others (ctest -j),
+// or next to a quickstart cluster (127.0.0.2-5), give each cluster its own addresses.
 class TestCluster {
  public:
-  explicit TestCluster(int n, const std::string& root);
+  explicit TestCluster(int n, const std::string& root, int first_host = 2);
   ~TestCluster();
   // Starts every server and probes the others from the first. False if anything failed.
   bool start(bool probe = true);

@@ -45,7 +45,8 @@ Process& Process::operator=(Process&& o) noexcept {
 
 Process::~Process() { kill(); }
 
-Process Process::spawn(const std::vector<std::string>& argv, const std::string& output_file) {
+Process Process::spawn(const std::vector<std::string>& argv, const std::string& output_file,
+                       const std::string& error_file) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -59,6 +60,13 @@ Process Process::spawn(const std::vector<std::string>& argv, const std::string& 
       int fd = ::open(output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) {
         ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        ::close(fd);
+      }
+    }
+    if (!error_file.empty()) {
+      int fd = ::open(error_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
         ::dup2(fd, 2);
         ::close(fd);
       }

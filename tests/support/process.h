@@ -41,8 +41,10 @@ class Process {
   Process& operator=(Process&& o) noexcept;
   ~Process();
 
-  // Starts `argv[0]` with `argv`; stdout and stderr go to `output_file` when given.
-  static Process spawn(const std::vector<std::string>& argv, const std::string& output_file = "");
+  // Starts `argv[0]` with `argv`; stdout and stderr go to `output_file` when given, stderr to
+  // `error_file` instead when that is given too.
+  static Process spawn(const std::vector<std::string>& argv, const std::string& output_file = "",
+                       const std::string& error_file = "");
   pid_t pid() const { return pid_; }
   bool running();
   void signal(int sig);
