@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "tests/support/brick.h"
+#include "tests/support/replica_tree.h"
 #include "translators/afr/afr.h"
 #include "translators/graph.h"
 #include "translators/volfile.h"
@@ -26,77 +27,8 @@ using xl::afr::Replicate;
 
 constexpr const char* kAddress = "127.0.0.20";
 
-// What a file looks like on one brick's disk, for comparing replicas.
-struct Node {
-  char type = '?';
-  uint32_t mode = 0, uid = 0, gid = 0;
-  uint64_t size = 0;
-  std::string content;  // file bytes or symlink target
-  std::map<std::string, std::string> xattrs;
-  bool operator==(const Node&) const = default;
-};
-
-std::ostream& operator<<(std::ostream& o, const Node& n) {
-  return o << n.type << " mode " << std::oct << n.mode << std::dec << " " << n.uid << ":" << n.gid
-           << " size " << n.size << " xattrs " << n.xattrs.size();
-}
-
-std::map<std::string, std::string> user_xattrs(const std::string& path) {
-  std::map<std::string, std::string> out;
-  char names[4096];
-  ssize_t len = ::llistxattr(path.c_str(), names, sizeof names);
-  for (ssize_t i = 0; i > -1 && i < len; i += static_cast<ssize_t>(std::strlen(names + i)) + 1) {
-    std::string name(names + i);
-    if (name.rfind("user.", 0) != 0) continue;
-    char value[4096];
-    ssize_t v = ::lgetxattr(path.c_str(), name.c_str(), value, sizeof value);
-    out[name] = std::string(value, v > 0 ? static_cast<size_t>(v) : 0);
-  }
-  return out;
-}
-
-// Every file below a brick root, by path, as the replica holds it (".mortar" excluded).
-// `data`: compare contents and sizes (not for an arbiter).
 std::map<std::string, Node> tree(const std::string& root, bool data = true) {
-  std::map<std::string, Node> out;
-  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
-       ++it) {
-    std::string rel = it->path().string().substr(root.size());
-    if (rel == "/.mortar") {
-      it.disable_recursion_pending();
-      continue;
-    }
-    struct stat st;
-    if (::lstat(it->path().c_str(), &st) != 0) continue;
-    Node n;
-    n.mode = st.st_mode & 07777;
-    n.uid = st.st_uid;
-    n.gid = st.st_gid;
-    if (S_ISDIR(st.st_mode)) {
-      n.type = 'd';
-    } else if (S_ISLNK(st.st_mode)) {
-      n.type = 'l';
-      n.content = fs::read_symlink(it->path()).string();
-      n.mode = 0;
-    } else if (S_ISREG(st.st_mode)) {
-      n.type = 'f';
-      if (data) {
-        n.size = static_cast<uint64_t>(st.st_size);
-        std::ifstream in(it->path(), std::ios::binary);
-        n.content.assign(std::istreambuf_iterator<char>(in), {});
-      }
-    }
-    if (n.type != 'l') n.xattrs = user_xattrs(it->path());
-    out[rel] = std::move(n);
-  }
-  return out;
-}
-
-std::string pattern(size_t size, int seed) {
-  std::string s(size, '\0');
-  std::mt19937 rng(seed);
-  for (auto& c : s) c = static_cast<char>('a' + rng() % 26);
-  return s;
+  return brick_tree(root, data);
 }
 
 class ReplicateTest : public ::testing::Test {
@@ -127,28 +59,10 @@ class ReplicateTest : public ::testing::Test {
   }
 
   std::unique_ptr<xl::Graph> make_graph() {
-    std::ostringstream v;
-    for (size_t i = 0; i < bricks_.size(); ++i) {
-      v << "volume vol-client-" << i << "\n  type protocol/client\n"
-        << "  option remote-host " << kAddress << "\n"
-        << "  option remote-port " << bricks_[i]->port() << "\n"
-        << "  option remote-subvolume b0\n  option remote-volume vol\n"
-        << "  option ping-timeout 2\nend-volume\n";
-    }
-    v << "volume vol-replicate-0\n  type cluster/replicate\n";
-    for (const auto& [k, val] : options_) v << "  option " << k << " " << val << "\n";
-    v << "  subvolumes";
-    for (size_t i = 0; i < bricks_.size(); ++i) v << " vol-client-" << i;
-    v << "\nend-volume\n";
-    auto parsed = xl::load_volfile(v.str(), xl::Registry::builtin());
-    EXPECT_TRUE(parsed) << parsed.error();
-    if (!parsed) return nullptr;
-    xl::GraphContext ctx{io_.executor(), "afr-test", "afr-test-" + std::to_string(++clients_)};
-    auto g = xl::Graph::build(parsed->graph, xl::Registry::builtin(), ctx);
-    EXPECT_TRUE(g) << g.error();
-    if (!g) return nullptr;
-    (*g)->start();
-    return std::move(*g);
+    std::vector<const BrickDaemon*> bricks;
+    for (const auto& b : bricks_) bricks.push_back(b.get());
+    return start_graph(replicate_volfile(bricks, options_), io_.executor(),
+                       "afr-test-" + std::to_string(++clients_));
   }
 
   bool all_up() const {

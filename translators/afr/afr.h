@@ -47,6 +47,8 @@ struct HealRequest {
   std::optional<Choice> choice;
   int source_brick = -1;
   bool full = false;  // heal even without marks (full crawl, replaced brick)
+  // Why a kind could not be healed, in words for the CLI ("No bigger file: ..."); optional.
+  std::shared_ptr<std::vector<std::string>> notes;
 };
 
 enum class HealOutcome { kHealed, kInSync, kSplitBrain, kNotPossible, kBusy };
@@ -104,6 +106,9 @@ class Replicate : public Translator {
   boost::asio::awaitable<HealOutcome> heal(Gfid gfid, HealRequest request = {});
   // GFIDs in the heal indexes of the children, with paths, deduplicated.
   boost::asio::awaitable<std::vector<pb::HealEntry>> pending_heals(size_t max);
+  // Each child's heal index (up to `max` entries with paths; 0: totals only), in child order;
+  // an error where the child is down.
+  boost::asio::awaitable<std::vector<Result<pb::HealIndexRsp>>> heal_index_by_child(size_t max);
   // Total of the children's heal index sizes (each pending inode counted once per brick).
   boost::asio::awaitable<uint64_t> pending_count();
   // What heal would find for `gfid` now, without locks or changes: the worst verdict over the

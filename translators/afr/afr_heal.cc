@@ -264,6 +264,7 @@ asio::awaitable<HealOutcome> Replicate::heal_locked(Gfid gfid, HealRequest reque
       if (!chosen) {
         MLOG_WARN("{}: cannot resolve {} of {}: {}", name(), kind_name(kind), gfid.str(),
                   chosen.error());
+        if (request.notes) request.notes->push_back(chosen.error());
         co_await unlock_children(gfid, lock_kind, locked, heal_owner());
         split = true;
         continue;
@@ -282,8 +283,10 @@ asio::awaitable<HealOutcome> Replicate::heal_locked(Gfid gfid, HealRequest reque
     }
     if (plan.verdict == HealPlan::Verdict::kSplitBrain) {
       MLOG_WARN("{}: {} split-brain on {}: {}", name(), kind_name(kind), gfid.str(), plan.reason);
+      if (request.notes) request.notes->push_back(std::string(kind_name(kind)) + " split-brain: " + plan.reason);
       split = true;
     } else if (plan.verdict == HealPlan::Verdict::kNoSource) {
+      if (request.notes) request.notes->push_back(plan.reason);
       impossible = true;
     } else if (plan.verdict == HealPlan::Verdict::kHeal) {
       // A sink without the inode gets it from its parent's entry heal; until then its marks stay.
@@ -822,6 +825,22 @@ asio::awaitable<std::vector<pb::HealEntry>> Replicate::pending_heals(size_t max)
     }
   }
   co_return out;
+}
+
+asio::awaitable<std::vector<Result<pb::HealIndexRsp>>> Replicate::heal_index_by_child(size_t max) {
+  std::vector<Task<pb::HealIndexRsp>> ops;
+  for (size_t c = 0; c < children().size(); ++c) {
+    pb::HealIndexReq req;
+    req.set_max(static_cast<uint32_t>(std::min<size_t>(max, UINT32_MAX)));
+    req.set_with_paths(max > 0);
+    if (up_[c]) {
+      ops.push_back(children()[c]->heal_index(heal_context(), req));
+    } else {
+      ops.push_back([]() -> Task<pb::HealIndexRsp> { co_return fail(ENOTCONN); }());
+    }
+  }
+  std::vector<Result<pb::HealIndexRsp>> got = co_await all(std::move(ops));
+  co_return got;
 }
 
 asio::awaitable<uint64_t> Replicate::pending_count() {
