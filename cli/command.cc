@@ -434,6 +434,59 @@ Checked<ParsedCommand> parse_peer(const std::vector<std::string>& w) {
   return invalid("unrecognized word: " + verb + " (position 1). See 'mortar peer help'.");
 }
 
+// cli_cmd_volume_heal_options_parse, narrowed to what mortar has:
+//   volume heal VOL [full | info [summary | split-brain] | statistics [heal-count] |
+//                    split-brain {bigger-file FILE | latest-mtime FILE | source-brick HOST:BRICK [FILE]}]
+Checked<ParsedCommand> parse_heal(const std::vector<std::string>& w) {
+  ParsedCommand p;
+  p.command = Command::kVolumeHeal;
+  if (w.size() < 3) return usage(p.command);
+  p.volume = w[2];
+  auto* req = p.request.mutable_volume_heal();
+  req->set_name(p.volume);
+  std::vector<std::string> rest(w.begin() + 3, w.end());
+  using Op = pb::VolumeHeal;
+  if (rest.empty()) {
+    req->set_op(Op::INDEX);
+  } else if (rest[0] == "full" && rest.size() == 1) {
+    req->set_op(Op::FULL);
+  } else if (rest[0] == "info" && rest.size() == 1) {
+    req->set_op(Op::INFO);
+  } else if (rest[0] == "info" && rest.size() == 2 && rest[1] == "summary") {
+    req->set_op(Op::INFO_SUMMARY);
+  } else if (rest[0] == "info" && rest.size() == 2 && rest[1] == "split-brain") {
+    req->set_op(Op::INFO_SPLIT_BRAIN);
+  } else if (rest[0] == "statistics" && rest.size() == 1) {
+    req->set_op(Op::STATISTICS);
+  } else if (rest[0] == "statistics" && rest.size() == 2 && rest[1] == "heal-count") {
+    req->set_op(Op::HEAL_COUNT);
+  } else if (rest[0] == "split-brain" && rest.size() >= 2) {
+    req->set_op(Op::SPLIT_BRAIN);
+    const std::string& choice = rest[1];
+    req->set_choice(choice);
+    if (choice == "bigger-file" || choice == "latest-mtime") {
+      if (rest.size() != 3) return usage(p.command);
+      req->set_file(rest[2]);
+    } else if (choice == "source-brick") {
+      if (rest.size() < 3 || rest.size() > 4) return usage(p.command);
+      if (rest[2].find(':') == std::string::npos) {
+        return invalid("source-brick wants HOST:BRICK, not '" + rest[2] + "'");
+      }
+      req->set_source_brick(rest[2]);
+      if (rest.size() == 4) req->set_file(rest[3]);
+    } else {
+      return usage(p.command);
+    }
+    if (!req->file().empty() && req->file()[0] != '/' && !starts_with(req->file(), "gfid:")) {
+      return invalid("FILE is a path from the volume's root (/dir/file) or gfid:UUID, not '" +
+                     req->file() + "'");
+    }
+  } else {
+    return usage(p.command);
+  }
+  return p;
+}
+
 Checked<ParsedCommand> parse_volume(const std::vector<std::string>& w) {
   const std::string& verb = w[1];
   if (verb == "help") {
@@ -451,6 +504,7 @@ Checked<ParsedCommand> parse_volume(const std::vector<std::string>& w) {
   if (verb == "set") return parse_set(w);
   if (verb == "get") return parse_get(w);
   if (verb == "reset") return parse_reset(w);
+  if (verb == "heal") return parse_heal(w);
   return invalid("unrecognized word: " + verb + " (position 1). See 'mortar volume help'.");
 }
 
@@ -490,6 +544,11 @@ const std::vector<CommandSpec>& command_table() {
        "display status of all or specified volume(s)"},
       {Command::kVolumeGet, "volume get <VOLNAME> <key|all>",
        "Get the value of the all options or given option for volume <VOLNAME>"},
+      {Command::kVolumeHeal,
+       "volume heal <VOLNAME> [full | statistics [heal-count] | info [summary | split-brain] | "
+       "split-brain {bigger-file <FILE> | latest-mtime <FILE> | source-brick "
+       "<HOSTNAME:BRICKNAME> [<FILE>]}]",
+       "self-heal commands on volume specified by <VOLNAME>"},
   };
   return kTable;
 }

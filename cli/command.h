@@ -58,6 +58,7 @@ enum class Command {
   kVolumeSetHelp,
   kVolumeGet,
   kVolumeReset,
+  kVolumeHeal,
 };
 
 struct ParsedCommand {

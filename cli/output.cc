@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <vector>
 
@@ -54,9 +55,8 @@ std::string brick_name(const pb::BrickStatus& b) { return "Brick " + b.host() + 
 std::string pid_string(int32_t pid) { return pid > 0 ? std::to_string(pid) : "N/A"; }
 
 // cli_print_brick_status: the name wraps every 43 bytes; the columns follow its last piece.
-std::string brick_status_row(const pb::BrickStatus& b) {
+std::string status_row(const std::string& name, const pb::BrickStatus& b) {
   std::string out;
-  std::string name = brick_name(b);
   std::string_view rest = name;
   while (rest.size() > static_cast<size_t>(kStatusBrickWidth)) {
     out.append(rest.substr(0, kStatusBrickWidth));
@@ -135,6 +135,8 @@ std::string label(const ParsedCommand& cmd) {
       return "volume get option";
     case Command::kVolumeReset:
       return "volume reset";
+    case Command::kVolumeHeal:
+      return "volume heal";
     default:
       return "help";
   }
@@ -214,6 +216,23 @@ std::string format_json(const ParsedCommand& cmd, const pb::CliRsp& rsp) {
       return json_list("options", rsp.options());
     case Command::kVolumeGraph:
       return json_string(true, rsp.text());
+    case Command::kVolumeHeal: {
+      auto op = cmd.request.volume_heal().op();
+      if (op == pb::VolumeHeal::INDEX || op == pb::VolumeHeal::FULL) {
+        return json_string(false, rsp.message());
+      }
+      if (op == pb::VolumeHeal::SPLIT_BRAIN) {
+        pb::CliRsp part;
+        *part.mutable_heal_lines() = rsp.heal_lines();
+        google::protobuf::util::JsonPrintOptions options = print_options();
+        options.always_print_primitive_fields = false;
+        std::string out;
+        (void)google::protobuf::util::MessageToJsonString(part, &out, options);
+        if (out.empty() || out.back() != '\n') out += "\n";
+        return out;
+      }
+      return to_json(rsp.heal());
+    }
     default:
       return json_string(false, rsp.message());
   }
@@ -343,7 +362,13 @@ std::string format_volume_status(const pb::VolumeStatusEntry& entry, bool detail
     out += dashes();
   }
   for (const auto& b : entry.bricks()) {
-    out += detail ? brick_status_detail(b) : brick_status_row(b);
+    out += detail ? brick_status_detail(b) : status_row(brick_name(b), b);
+  }
+  if (!detail) {
+    for (const auto& d : entry.heal_daemons()) {
+      out += status_row("Self-heal Daemon on " + (d.local() ? std::string("localhost") : d.host()),
+                        d);
+    }
   }
   out += " \n";
   if (!detail) {
@@ -352,6 +377,106 @@ std::string format_volume_status(const pb::VolumeStatusEntry& entry, bool detail
     out += "There are no active volume tasks\n";
     out += " \n";
   }
+  return out;
+}
+
+std::string format_heal(const pb::VolumeHeal& req, const pb::CliRsp& rsp) {
+  using Op = pb::VolumeHeal;
+  const pb::ShdInfoRsp& info = rsp.heal();
+  std::string out;
+  switch (req.op()) {
+    case Op::INDEX:
+    case Op::FULL:
+      // glusterd's text, trailing space included.
+      return "Launching heal operation to perform " +
+             std::string(req.op() == Op::FULL ? "full" : "index") +
+             " self heal on volume " + req.name() +
+             " has been successful \nUse heal info commands to check status.\n";
+    case Op::SPLIT_BRAIN:
+      for (const auto& line : rsp.heal_lines()) out += line + "\n";
+      return out;
+    case Op::STATISTICS:
+      return format_heal_statistics(req.name(), info.stats());
+    case Op::HEAL_COUNT:
+      out = "Gathering count of entries to be healed on volume " + req.name() +
+            " has been successful \n\n";
+      break;
+    default:
+      break;
+  }
+  for (const auto& b : info.bricks()) {
+    out += "Brick " + b.brick() + "\n";
+    if (req.op() == Op::HEAL_COUNT) {
+      out += b.connected() ? "Number of entries: " + std::to_string(b.total()) + "\n\n"
+                           : "Status: " + b.status() + "\nNumber of entries: -\n\n";
+      continue;
+    }
+    if (req.op() == Op::INFO || req.op() == Op::INFO_SPLIT_BRAIN) {
+      for (const auto& e : b.entries()) {
+        out += e.path();
+        if (req.op() == Op::INFO && e.state() == pb::ShdEntry::SPLIT_BRAIN) {
+          out += " - Is in split-brain";
+        } else if (req.op() == Op::INFO && e.state() == pb::ShdEntry::HEALING) {
+          out += " - Possibly undergoing heal";
+        }
+        out += "\n";
+      }
+    }
+    out += "Status: " + b.status() + "\n";
+    if (req.op() == Op::INFO) {
+      out += "Number of entries: " + (b.connected() ? std::to_string(b.total()) : "-") + "\n\n";
+    } else if (req.op() == Op::INFO_SPLIT_BRAIN) {
+      out += "Number of entries in split-brain: " +
+             (b.connected() ? std::to_string(b.split_brain()) : "-") + "\n\n";
+    } else {  // summary
+      auto n = [&](uint64_t v) { return b.connected() ? std::to_string(v) : std::string("-"); };
+      out += "Total Number of entries: " + n(b.total()) + "\n";
+      out += "Number of entries in heal pending: " + n(b.pending()) + "\n";
+      out += "Number of entries in split-brain: " + n(b.split_brain()) + "\n";
+      out += "Number of entries possibly healing: " + n(b.healing()) + "\n\n";
+    }
+  }
+  if (req.op() == Op::INFO_SUMMARY) {
+    // mortar's addition: what GlusterFS users ask for and cannot get (no rate, no ETA).
+    const pb::ShdStats& st = info.stats();
+    out += sprintf_string("Heal rate: %.1f entries/s\n", st.rate());
+    if (st.pending() == 0) {
+      out += "Estimated time left: 0s\n";
+    } else if (st.eta_seconds() < 0) {
+      out += "Estimated time left: unknown\n";
+    } else {
+      out += "Estimated time left: " + std::to_string(static_cast<uint64_t>(st.eta_seconds() + 0.5)) +
+             "s\n";
+    }
+  }
+  return out;
+}
+
+std::string format_heal_statistics(const std::string& volume, const pb::ShdStats& st) {
+  auto when = [](int64_t t) -> std::string {
+    if (t <= 0) return "never";
+    std::time_t tt = static_cast<std::time_t>(t);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%a %b %e %H:%M:%S %Y", std::localtime(&tt));
+    return buf;
+  };
+  std::string out = "Gathering crawl statistics on volume " + volume + " has been successful \n";
+  out += "------------------------------------------------\n\n";
+  out += "Starting time of last crawl: " + when(st.last_crawl_start()) + "\n";
+  out += "Ending time of last crawl: " +
+         (st.last_crawl_start() > st.last_crawl_end() ? std::string("crawl in progress")
+                                                      : when(st.last_crawl_end())) +
+         "\n";
+  out += "Index crawls: " + std::to_string(st.crawls()) + "\n";
+  out += "Full crawls: " + std::to_string(st.full_crawls()) + "\n";
+  out += "No. of entries healed: " + std::to_string(st.healed()) + "\n";
+  out += "No. of entries in split-brain: " + std::to_string(st.split_brain()) + "\n";
+  out += "No. of heal failed entries: " + std::to_string(st.failed()) + "\n";
+  out += "Bytes healed: " + std::to_string(st.bytes_healed()) + "\n";
+  out += "Blocks healed: " + std::to_string(st.blocks_healed()) + "\n";
+  out += "Blocks skipped (already identical): " + std::to_string(st.blocks_skipped()) + "\n";
+  out += "Entries pending: " + std::to_string(st.pending()) + "\n";
+  out += sprintf_string("Heal rate: %.1f entries/s\n", st.rate());
   return out;
 }
 
@@ -478,6 +603,13 @@ Output format_response(const ParsedCommand& cmd, const pb::CliRsp& rsp, bool jso
       o.out = "volume reset: success: " +
               (rsp.message().empty() ? std::string("reset volume successful") : rsp.message()) +
               "\n";
+      break;
+    case Command::kVolumeHeal:
+      o.out = format_heal(cmd.request.volume_heal(), rsp);
+      // Like glfsheal: a resolution that failed for some file fails the command.
+      for (const auto& line : rsp.heal_lines()) {
+        if (line.find(" failed: ") != std::string::npos) o.exit_code = 1;
+      }
       break;
     default:
       o.out = format_help(cmd);

@@ -36,6 +36,9 @@ std::string format_pool_list(const pb::CliRsp& rsp);
 std::string format_volume_info(const pb::VolumeSpec& volume);
 std::string format_volume_status(const pb::VolumeStatusEntry& entry, bool detail);
 std::string format_volume_get(const pb::CliRsp& rsp);
+// volume heal VOL ...: the trigger's line, heal info in its forms, resolution lines.
+std::string format_heal(const pb::VolumeHeal& req, const pb::CliRsp& rsp);
+std::string format_heal_statistics(const std::string& volume, const pb::ShdStats& stats);
 std::string format_set_help(const pb::CliRsp& rsp);
 // "Distribute", "Replicate" or "Distributed-Replicate".
 std::string volume_type(const pb::VolumeSpec& volume);

@@ -14,9 +14,8 @@
 #include <thread>
 
 #include "common/log.h"
+#include "mgmtd/spawn.h"
 #include "mgmtd/volume_options.h"
-
-extern char** environ;
 
 namespace mortar::mgmtd {
 
@@ -24,8 +23,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
-
-bool alive(int pid) { return pid > 0 && ::kill(pid, 0) == 0; }
 
 // The mount holding `path`: file system type and device, from /proc/self/mounts.
 std::pair<std::string, std::string> mount_of(const std::string& path) {
@@ -58,13 +55,6 @@ std::string BrickSupervisor::base_name(const pb::VolumeSpec& volume,
     if (c == '/') c = '-';
   }
   return volume.name() + p;  // "webData-exports-b", as GlusterFS names brick files
-}
-
-int BrickSupervisor::running_pid(const std::string& pid_file) const {
-  std::ifstream in(pid_file);
-  int pid = 0;
-  if (!(in >> pid)) return 0;
-  return alive(pid) ? pid : 0;
 }
 
 void BrickSupervisor::write_options(const pb::VolumeSpec& volume, const std::string& path) const {
@@ -106,43 +96,11 @@ std::string BrickSupervisor::start(const pb::VolumeSpec& volume, const std::stri
                                      "--options-file",
                                      base + ".opts"};
     if (brick.arbiter()) argv.push_back("--arbiter");
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    // The starter exits once the daemon serves (or says why it cannot); its output is the why.
-    std::string out = base + ".start";
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    // The brick outlives this daemon: it must not inherit our descriptors. A copy of the
-    // management port's listening socket would keep accepting (and never answering) after
-    // mortar-mgmtd stops, so peers see a dead server as connected and a restarted mgmtd
-    // cannot bind its port.
-    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-    pid_t pid = 0;
-    int rc = ::posix_spawn(&pid, options_.brickd.c_str(), &actions, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-      errors += "cannot run " + options_.brickd + ": " + std::strerror(rc) + "; ";
-      continue;
-    }
-    int status = 0;
-    auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (::waitpid(pid, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      std::ifstream why(out);
-      std::string line, text;
-      while (std::getline(why, line)) text += (text.empty() ? "" : " ") + line;
-      MLOG_WARN("brick {}:{} did not start: {}", brick.host(), brick.path(), text);
-      errors += "brick " + brick.host() + ":" + brick.path() + " did not start (" + text + "); ";
+    // The starter exits once the daemon serves (or says why it cannot).
+    std::string why = spawn_daemon(argv, base + ".start");
+    if (!why.empty()) {
+      MLOG_WARN("brick {}:{} did not start: {}", brick.host(), brick.path(), why);
+      errors += "brick " + brick.host() + ":" + brick.path() + " did not start (" + why + "); ";
     } else {
       MLOG_INFO("started brick {}:{} on port {}", brick.host(), brick.path(), brick.port());
     }
@@ -158,15 +116,7 @@ void BrickSupervisor::stop(const pb::VolumeSpec& volume, const std::string& self
     std::string pid_file = options_.run_dir + "/bricks/" + base_name(volume, brick) + ".pid";
     int pid = running_pid(pid_file);
     if (pid == 0) continue;
-    ::kill(pid, SIGTERM);
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (alive(pid) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(10ms);
-    }
-    if (alive(pid)) {
-      MLOG_WARN("brick {}:{} ignored SIGTERM; killing it", brick.host(), brick.path());
-      ::kill(pid, SIGKILL);
-    }
+    stop_process(pid, "brick " + brick.host() + ":" + brick.path());
     MLOG_INFO("stopped brick {}:{}", brick.host(), brick.path());
   }
 }

@@ -36,7 +36,6 @@ class BrickSupervisor {
 
  private:
   std::string base_name(const pb::VolumeSpec& volume, const pb::BrickSpec& brick) const;
-  int running_pid(const std::string& pid_file) const;  // 0 when not running
   void write_options(const pb::VolumeSpec& volume, const std::string& path) const;
 
   Options options_;

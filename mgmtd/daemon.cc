@@ -23,6 +23,7 @@
 #include "mgmtd/cluster_state.h"
 #include "mgmtd/volgen.h"
 #include "mgmtd/volume_options.h"
+#include "proto/shd.pb.h"
 #include "translators/volfile.h"
 
 namespace mortar::mgmtd {
@@ -62,6 +63,31 @@ std::vector<std::string> resolve(const std::string& host) {
   return out;
 }
 
+// Adds one heal daemon's counters to another's: the volume's figures are their sums.
+void add_heal_stats(pb::ShdStats& sum, const pb::ShdStats& more) {
+  sum.set_healed(sum.healed() + more.healed());
+  sum.set_bytes_healed(sum.bytes_healed() + more.bytes_healed());
+  sum.set_blocks_healed(sum.blocks_healed() + more.blocks_healed());
+  sum.set_blocks_skipped(sum.blocks_skipped() + more.blocks_skipped());
+  sum.set_split_brain(std::max(sum.split_brain(), more.split_brain()));
+  sum.set_failed(sum.failed() + more.failed());
+  sum.set_crawls(sum.crawls() + more.crawls());
+  sum.set_full_crawls(sum.full_crawls() + more.full_crawls());
+  sum.set_rate(sum.rate() + more.rate());
+  // Every daemon reads the same heal indexes.
+  sum.set_pending(std::max(sum.pending(), more.pending()));
+  if (sum.pending() == 0) {
+    sum.set_eta_seconds(0);
+  } else {
+    sum.set_eta_seconds(sum.rate() > 0 ? sum.pending() / sum.rate() : -1);
+  }
+  if (more.last_crawl_start() &&
+      (!sum.last_crawl_start() || more.last_crawl_start() < sum.last_crawl_start())) {
+    sum.set_last_crawl_start(more.last_crawl_start());
+  }
+  sum.set_last_crawl_end(std::max(sum.last_crawl_end(), more.last_crawl_end()));
+}
+
 bool mutating(const pb::CliReq& req) {
   switch (req.op_case()) {
     case pb::CliReq::kPeerStatus:
@@ -71,6 +97,7 @@ bool mutating(const pb::CliReq& req) {
     case pb::CliReq::kVolumeGet:
     case pb::CliReq::kVolumeSetHelp:
     case pb::CliReq::kVolumeGraph:
+    case pb::CliReq::kVolumeHeal:  // asks the self-heal daemons; changes no cluster state
       return false;
     default:
       return true;
@@ -110,9 +137,16 @@ Result<void> Mgmtd::start() {
   if (options_.brickd.empty()) {
     options_.brickd = (fs::read_symlink("/proc/self/exe").parent_path() / "mortar-brickd").string();
   }
+  if (options_.shd.empty()) {
+    options_.shd = (fs::read_symlink("/proc/self/exe").parent_path() / "mortar-shd").string();
+  }
+  started_at_ = std::chrono::steady_clock::now();
   workers_ = std::make_unique<asio::thread_pool>(4);
   bricks_ = std::make_unique<BrickSupervisor>(BrickSupervisor::Options{
       options_.brickd, options_.run_dir, options_.log_dir, options_.address});
+  shd_ = std::make_unique<ShdSupervisor>(
+      ShdSupervisor::Options{options_.shd, options_.run_dir, options_.log_dir,
+                             advertise_ + ":" + std::to_string(options_.port), uuid_});
 
   server_ = std::make_unique<rpc::RpcServer>(io_, *this, rpc::RpcServer::Options{});
   auto port = server_->listen(options_.address, options_.port);
@@ -156,7 +190,7 @@ void Mgmtd::stop() {
 
 // ---- the state machine (Raft thread) ----
 
-std::string Mgmtd::apply(std::string_view command) {
+std::string Mgmtd::apply(uint64_t index, std::string_view command) {
   pb::Command cmd;
   if (!cmd.ParseFromArray(command.data(), static_cast<int>(command.size()))) {
     MLOG_ERROR("undecodable command in the Raft log ({} bytes)", command.size());
@@ -166,15 +200,24 @@ std::string Mgmtd::apply(std::string_view command) {
   std::string error;
   {
     std::lock_guard lock(mu_);
-    error = apply_command(state_, cmd);
-    if (!error.empty()) {
-      MLOG_DEBUG("command refused: {}", error);
-      return error;
+    // The saved state holds every entry up to its applied_index, and Raft replays its log
+    // from the last snapshot on every start: applying an entry again would apply it on top
+    // of its own effects and of later ones (bumping epochs and versions, undoing changes).
+    if (index <= state_.applied_index()) {
+      MLOG_DEBUG("entry {} is in the saved state already", index);
+      return "";
     }
+    error = apply_command(state_, cmd);
+    state_.set_applied_index(index);
     copy = state_;
   }
-  MLOG_DEBUG("applied command {} (epoch {})", static_cast<int>(cmd.op_case()), copy.epoch());
   (void)store_->save(copy);
+  if (!error.empty()) {
+    MLOG_DEBUG("entry {}: command refused: {}", index, error);
+    return error;
+  }
+  MLOG_DEBUG("entry {}: applied command {} (epoch {})", index, static_cast<int>(cmd.op_case()),
+             copy.epoch());
   asio::post(io_, [this, cmd, copy] { on_applied(cmd, copy); });
   return "";
 }
@@ -192,6 +235,13 @@ void Mgmtd::restore(std::string_view data) {
   }
   {
     std::lock_guard lock(mu_);
+    // At start Raft restores its last snapshot, which may be older than the saved state;
+    // the entries after it are then replayed, and apply() skips those the state holds.
+    if (restored.applied_index() < state_.applied_index()) {
+      MLOG_INFO("keeping the saved cluster state (entry {}), newer than the snapshot (entry {})",
+                state_.applied_index(), restored.applied_index());
+      return;
+    }
     state_ = restored;
   }
   (void)store_->save(restored);
@@ -240,6 +290,7 @@ void Mgmtd::on_applied(const pb::Command& cmd, const pb::ClusterState& state) {
         pb::VolumeSpec volume = *v;
         asio::post(*workers_, [this, volume] { bricks_->reconfigure(volume, uuid_); });
         notify_graph_changed(volume.name(), volume.version());
+        reconcile_shd();  // its graph of the volume is out of date
       }
       break;
     }
@@ -247,14 +298,13 @@ void Mgmtd::on_applied(const pb::Command& cmd, const pb::ClusterState& state) {
       if (cmd.remove_peer().uuid() == uuid_) {
         // This server was detached: once the leader has taken it out of the Raft group, it
         // becomes a cluster of its own again.
+        // The leader usually says so first (PEER_LEAVE), and the server may be probed into
+        // a cluster again by then: only a server still out of the cluster that removed it
+        // leaves.
         auto timer = std::make_shared<asio::steady_timer>(io_, 2s);
-        timer->async_wait([this, timer](const boost::system::error_code&) {
-          bool still_member;
-          {
-            std::lock_guard lock(mu_);
-            still_member = find_peer(state_, uuid_) != nullptr;
-          }
-          if (!still_member) (void)become_standalone();
+        std::string cluster = state.cluster_id();
+        timer->async_wait([this, timer, cluster](const boost::system::error_code&) {
+          asio::post(*workers_, [this, cluster] { (void)become_standalone(cluster); });
         });
       }
       break;
@@ -320,8 +370,14 @@ void Mgmtd::reconcile_bricks() {
           bricks_->stop(v, uuid_);
         }
       }
+      shd_->reconcile(s, uuid_);
     });
   });
+}
+
+void Mgmtd::reconcile_shd() {
+  pb::ClusterState s = state();
+  asio::post(*workers_, [this, s] { shd_->reconcile(s, uuid_); });
 }
 
 void Mgmtd::notify_graph_changed(const std::string& volume, uint64_t version) {
@@ -339,7 +395,15 @@ void Mgmtd::notify_graph_changed(const std::string& volume, uint64_t version) {
   for (auto& c : targets) c->send_event(pb::GRAPH_CHANGED, ev);
 }
 
-Result<void> Mgmtd::become_standalone() {
+Result<void> Mgmtd::become_standalone(const std::string& removed_from) {
+  std::lock_guard reset(reset_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (!removed_from.empty() &&
+        (joining_ || state_.cluster_id() != removed_from || find_peer(state_, uuid_))) {
+      return ok();
+    }
+  }
   MLOG_INFO("leaving the cluster: this server is a cluster of its own again");
   {
     std::lock_guard lock(mu_);
@@ -515,17 +579,61 @@ size_t Mgmtd::reachable_voters() const {
 
 // ---- proposing ----
 
+asio::awaitable<bool> Mgmtd::majority_reachable() {
+  asio::steady_timer timer(io_);
+  while (true) {
+    size_t voters = std::max(1, state().peers_size());
+    if (reachable_voters() * 2 > voters) co_return true;
+    if (std::chrono::steady_clock::now() >= started_at_ + 5s) co_return false;
+    timer.expires_after(50ms);
+    co_await timer.async_wait(use_nothrow);
+  }
+}
+
+asio::awaitable<size_t> Mgmtd::answering_voters(std::chrono::milliseconds timeout) {
+  pb::ClusterState s = state();
+  std::vector<std::shared_ptr<rpc::RpcClient>> clients;
+  size_t answering = 0;
+  for (const auto& p : s.peers()) {
+    if (p.uuid() == uuid_) {
+      ++answering;
+    } else if (auto c = peer_client(p.uuid()); c && c->is_up()) {
+      clients.push_back(std::move(c));
+    }
+  }
+  // One deadline for all: the pings run one after the other, and the whole wait stays bounded.
+  rpc::CallOptions options;
+  options.deadline = std::chrono::steady_clock::now() + timeout;
+  pb::Empty0 ping;
+  for (auto& c : clients) {
+    auto pending = c->call(pb::PEER_PING, ping, Buffer(), options);
+    Result<rpc::Reply> pong = co_await std::move(pending);
+    if (pong) ++answering;
+  }
+  co_return answering;
+}
+
 asio::awaitable<std::string> Mgmtd::propose(pb::Command command) {
+  // A change needs a majority; refusing up front keeps a minority from queueing a change
+  // that might commit later, after the operator was told it failed.
+  bool majority = co_await majority_reachable();
   pb::ClusterState s = state();
   size_t voters = std::max(1, s.peers_size());
   size_t reachable = reachable_voters();
-  // A change needs a majority; refusing up front keeps a minority from queueing a change
-  // that might commit later, after the operator was told it failed.
-  if (reachable * 2 <= voters) {
+  if (!majority) {
     co_return "a change needs a majority of the " + std::to_string(voters) + " servers, and only " +
         std::to_string(reachable) + " are reachable from this one; nothing was changed";
   }
   if (raft_->is_leader()) {
+    // A server that froze or lost power (no FIN) looks connected until its ping times out;
+    // a change proposed meanwhile would wait in the log and could commit once the server is
+    // back, after the operator was told it failed. So ask them all now.
+    size_t answering = co_await answering_voters(1s);
+    if (answering * 2 <= voters) {
+      co_return "a change needs a majority of the " + std::to_string(voters) +
+          " servers, and only " + std::to_string(answering) +
+          " answer this one; nothing was changed";
+    }
     uint64_t before = s.epoch();
     std::string error = co_await raft_propose(command.SerializeAsString());
     if (error == "not the leader" || error == "leadership lost") {
@@ -556,22 +664,46 @@ asio::awaitable<std::string> Mgmtd::propose(pb::Command command) {
 asio::awaitable<void> Mgmtd::handle_cli(rpc::ConnectionPtr conn, uint64_t xid, pb::CliReq req) {
   // The CLI socket is root-only; over TCP, changes come only from the cluster's servers.
   bool trusted = conn->is_local() || member_address(conn->peer_address());
-  pb::CliRsp rsp = co_await cli(std::move(req), trusted);
+  pb::CliRsp rsp = co_await cli(std::move(req), trusted, conn->is_local());
   conn->reply(xid, rsp);
 }
 
-asio::awaitable<pb::CliRsp> Mgmtd::forward_to_leader(pb::CliReq req) {
+asio::awaitable<pb::CliRsp> Mgmtd::forward_to_leader(pb::CliReq req, bool local) {
+  // Without a leader an election is under way (servers just started, or the leader died).
+  // While a majority is reachable one is elected within a few election timeouts: wait for it
+  // rather than refuse a change the cluster can take a moment later.
+  asio::steady_timer timer(io_);
+  auto deadline = std::chrono::steady_clock::now() + 3s;
   pb::ClusterState s = state();
-  uint64_t leader = raft_->leader_id();
-  for (const auto& p : s.peers()) {
-    if (p.raft_id() != leader || p.uuid() == uuid_) continue;
-    Result<pb::CliRsp> rsp =
-        co_await call_host<pb::CliRsp>(p.hostnames(0), p.mgmt_port(), pb::CLI, req);
-    if (!rsp) {
-      co_return error_rsp("cannot reach the cluster's leader " + p.hostnames(0) + ": " +
-                          rsp.error().message());
+  while (true) {
+    if (raft_->is_leader()) co_return co_await cli(std::move(req), true, local);
+    s = state();
+    uint64_t leader = raft_->leader_id();
+    const pb::PeerInfo* lp = nullptr;
+    for (const auto& p : s.peers()) {
+      if (p.raft_id() == leader && p.uuid() != uuid_) lp = &p;
     }
-    co_return *rsp;
+    // A leader this server has lost its connection to has most likely died, and Raft has not
+    // noticed yet: wait for its successor rather than fail on it.
+    auto standing = lp ? peer_client(lp->uuid()) : nullptr;
+    if (lp && (!standing || standing->is_up() || std::chrono::steady_clock::now() >= deadline)) {
+      pb::PeerInfo target = *lp;
+      Result<pb::CliRsp> rsp = co_await call_host<pb::CliRsp>(
+          target.hostnames(0), static_cast<uint16_t>(target.mgmt_port()), pb::CLI, req);
+      if (!rsp) {
+        co_return error_rsp("cannot reach the cluster's leader " + target.hostnames(0) + ": " +
+                            rsp.error().message());
+      }
+      co_return *rsp;
+    }
+    bool majority = co_await majority_reachable();
+    if (majority && std::chrono::steady_clock::now() >= deadline) {
+      co_return error_rsp(
+          "the cluster is electing a leader; nothing was changed: try again in a moment");
+    }
+    if (!majority) break;
+    timer.expires_after(50ms);
+    co_await timer.async_wait(use_nothrow);
   }
   size_t voters = std::max(1, s.peers_size());
   co_return error_rsp("the cluster has no leader: a change needs a majority of the " +
@@ -594,14 +726,18 @@ asio::awaitable<void> Mgmtd::catch_up_with_leader() {
   }
 }
 
-asio::awaitable<pb::CliRsp> Mgmtd::cli(pb::CliReq req, bool trusted) {
+asio::awaitable<pb::CliRsp> Mgmtd::cli(pb::CliReq req, bool trusted, bool local) {
   if (mutating(req)) {
     if (!trusted) {
       co_return error_rsp(
           "changes are accepted only from this server's CLI socket or from "
           "servers of the cluster");
     }
-    if (!raft_->is_leader()) co_return co_await forward_to_leader(std::move(req));
+    if (!raft_->is_leader()) {
+      std::optional<pb::CliRsp> here = co_await peer_command_here(req);
+      if (here) co_return *here;
+      co_return co_await forward_to_leader(std::move(req), local);
+    }
   } else if (!raft_->is_leader()) {
     co_await catch_up_with_leader();
   }
@@ -610,7 +746,7 @@ asio::awaitable<pb::CliRsp> Mgmtd::cli(pb::CliReq req, bool trusted) {
     case pb::CliReq::kPeerProbe:
       co_return co_await peer_probe(req.peer_probe().host());
     case pb::CliReq::kPeerDetach:
-      co_return co_await peer_detach(req.peer_detach().host(), req.peer_detach().force());
+      co_return co_await peer_detach(req.peer_detach().host(), req.peer_detach().force(), local);
     case pb::CliReq::kPeerStatus:
       co_return peer_status(false);
     case pb::CliReq::kPoolList:
@@ -664,6 +800,8 @@ asio::awaitable<pb::CliRsp> Mgmtd::cli(pb::CliReq req, bool trusted) {
       rsp.set_text(xl::render_volfile(graph->graph()));
       co_return rsp;
     }
+    case pb::CliReq::kVolumeHeal:
+      co_return co_await volume_heal(req.volume_heal(), false);
     case pb::CliReq::OP_NOT_SET:
       break;
   }
@@ -694,7 +832,7 @@ pb::CliRsp Mgmtd::peer_status(bool include_self) {
   return rsp;
 }
 
-asio::awaitable<pb::CliRsp> Mgmtd::peer_probe(std::string host) {
+uint16_t Mgmtd::split_probe_target(std::string& host) const {
   uint16_t port = options_.port;
   if (auto colon = host.rfind(':'); colon != std::string::npos &&
                                     host.find(']') == std::string::npos &&
@@ -702,6 +840,43 @@ asio::awaitable<pb::CliRsp> Mgmtd::peer_probe(std::string host) {
     port = static_cast<uint16_t>(std::atoi(host.c_str() + colon + 1));
     host = host.substr(0, colon);
   }
+  return port;
+}
+
+asio::awaitable<std::optional<pb::CliRsp>> Mgmtd::peer_command_here(pb::CliReq req) {
+  pb::ClusterState s = state();
+  if (req.has_peer_probe()) {
+    std::string host = req.peer_probe().host();
+    uint16_t port = split_probe_target(host);
+    pb::PeerQueryReq q;
+    q.set_from_uuid(uuid_);
+    q.set_cluster_id(s.cluster_id());
+    Result<pb::PeerQueryRsp> info =
+        co_await call_host<pb::PeerQueryRsp>(host, port, pb::PEER_QUERY, q);
+    if (!info) co_return std::nullopt;  // the leader tries too, and says why it cannot
+    if (info->self().uuid() == uuid_) co_return error_rsp("Probe on localhost not needed");
+    if (find_peer(s, info->self().uuid())) {
+      pb::CliRsp rsp;
+      rsp.set_message("Host " + host + " port " + std::to_string(port) + " already in peer list");
+      co_return rsp;
+    }
+  } else if (req.has_peer_detach()) {
+    std::string host = req.peer_detach().host();
+    const pb::PeerInfo* p = find_peer_by_name(s, host);
+    if (!p) {
+      auto blocking = run_blocking([host] { return resolve(host); });
+      std::vector<std::string> addresses = co_await std::move(blocking);
+      for (const auto& addr : addresses) {
+        if ((p = find_peer_by_name(s, addr))) break;
+      }
+    }
+    if (p && p->uuid() == uuid_) co_return error_rsp(host + " is localhost");
+  }
+  co_return std::nullopt;
+}
+
+asio::awaitable<pb::CliRsp> Mgmtd::peer_probe(std::string host) {
+  uint16_t port = split_probe_target(host);
   pb::ClusterState s = state();
   pb::PeerQueryReq q;
   q.set_from_uuid(uuid_);
@@ -754,7 +929,7 @@ asio::awaitable<pb::CliRsp> Mgmtd::peer_probe(std::string host) {
   co_return pb::CliRsp();
 }
 
-asio::awaitable<pb::CliRsp> Mgmtd::peer_detach(std::string host, bool force) {
+asio::awaitable<pb::CliRsp> Mgmtd::peer_detach(std::string host, bool force, bool local) {
   pb::ClusterState s = state();
   const pb::PeerInfo* p = find_peer_by_name(s, host);
   if (!p) {
@@ -765,13 +940,21 @@ asio::awaitable<pb::CliRsp> Mgmtd::peer_detach(std::string host, bool force) {
     }
   }
   if (!p) co_return error_rsp(host + " is not part of cluster");
-  if (p->uuid() == uuid_) co_return error_rsp(host + " is localhost");
+  if (p->uuid() == uuid_ && local) co_return error_rsp(host + " is localhost");
   for (const auto& v : s.volumes()) {
     for (const auto& b : v.bricks()) {
       if (b.peer_uuid() == p->uuid()) {
         co_return error_rsp("Brick(s) with the peer " + host + " exist in cluster");
       }
     }
+  }
+  if (p->uuid() == uuid_) {
+    // Asked through another server (which answered "localhost" for itself): this server
+    // leads the cluster, and a leader does not vote itself out.
+    co_return error_rsp(host +
+                        " leads the cluster and cannot be detached while it does; stop its "
+                        "mortar-mgmtd, then run 'peer detach " +
+                        host + " force' on another server");
   }
   pb::PeerInfo peer = *p;
   auto client = peer_client(peer.uuid());
@@ -785,9 +968,12 @@ asio::awaitable<pb::CliRsp> Mgmtd::peer_detach(std::string host, bool force) {
   if (!error.empty()) co_return error_rsp(error);
   error = co_await raft_change(false, peer.raft_id(), "");
   if (!error.empty()) MLOG_WARN("removing {} from the Raft group: {}", host, error);
-  if (client && client->is_up()) {
-    (void)co_await call_client<pb::ProposeRsp>(client, pb::PEER_LEAVE, pb::Empty0());
-  }
+  // Tell it to become a cluster of its own, over a connection of its own: the standing one
+  // was closed when the removal was applied here. Out of the Raft group, it may never learn
+  // that its removal committed, so without this it would wait as a member forever.
+  Result<pb::ProposeRsp> left = co_await call_host<pb::ProposeRsp>(
+      peer.hostnames(0), static_cast<uint16_t>(peer.mgmt_port()), pb::PEER_LEAVE, pb::Empty0());
+  if (!left) MLOG_WARN("telling {} that it left the cluster: {}", host, left.error().message());
   co_return pb::CliRsp();
 }
 
@@ -796,18 +982,24 @@ asio::awaitable<pb::CliRsp> Mgmtd::peer_detach(std::string host, bool force) {
 std::string Mgmtd::check_bricks_locally(const pb::CheckBricksReq& req) {
   struct stat root;
   ::stat("/", &root);
+  // Every check before any directory is made: a refused create leaves nothing behind.
   for (const auto& path : req.paths()) {
     std::error_code ec;
     if (fs::exists(path, ec) && !fs::is_directory(path, ec)) {
       return "Brick " + advertise_ + ":" + path + " is not a directory";
     }
-    fs::create_directories(path, ec);
-    if (ec)
-      return "Failed to create brick directory for brick " + advertise_ + ":" + path +
-             ". Reason : " + ec.message();
+    // The file system the brick will be on: that of its nearest existing ancestor.
+    fs::path existing = path;
+    while (!fs::exists(existing, ec) && existing.has_parent_path() &&
+           existing.parent_path() != existing) {
+      existing = existing.parent_path();
+    }
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0)
+    if (::stat(existing.c_str(), &st) != 0)
       return "Brick " + advertise_ + ":" + path + ": " + std::strerror(errno);
+    if (!S_ISDIR(st.st_mode)) {
+      return "Brick " + advertise_ + ":" + path + ": " + existing.string() + " is not a directory";
+    }
     if (st.st_dev == root.st_dev && !req.force()) {
       return "The brick " + advertise_ + ":" + path +
              " is being created in the root partition. It is recommended that you don't use the "
@@ -820,6 +1012,13 @@ std::string Mgmtd::check_bricks_locally(const pb::CheckBricksReq& req) {
       return advertise_ + ":" + path + " is already part of a volume (" +
              std::string(volume, static_cast<size_t>(n)) + ")";
     }
+  }
+  for (const auto& path : req.paths()) {
+    std::error_code ec;
+    fs::create_directories(path, ec);
+    if (ec)
+      return "Failed to create brick directory for brick " + advertise_ + ":" + path +
+             ". Reason : " + ec.message();
   }
   return "";
 }
@@ -921,38 +1120,262 @@ asio::awaitable<pb::CliRsp> Mgmtd::volume_create(pb::VolumeCreate req) {
 
 asio::awaitable<std::vector<pb::BrickStatus>> Mgmtd::brick_status(pb::VolumeSpec volume,
                                                                   bool detail) {
+  pb::VolumeStatusEntry entry = co_await volume_status_entry(std::move(volume), detail);
+  co_return std::vector<pb::BrickStatus>(entry.bricks().begin(), entry.bricks().end());
+}
+
+pb::BrickStatusRsp Mgmtd::local_status(const pb::VolumeSpec& volume, bool detail) {
+  pb::BrickStatusRsp rsp;
+  for (auto& b : bricks_->status(volume, uuid_, detail)) *rsp.add_bricks() = std::move(b);
   pb::ClusterState s = state();
+  auto healed = ShdSupervisor::volumes_to_heal(s, uuid_);
+  bool heals = std::any_of(healed.begin(), healed.end(),
+                           [&](const pb::VolumeSpec* v) { return v->name() == volume.name(); });
+  if (heals) {
+    pb::BrickStatus* d = rsp.mutable_heal_daemon();
+    d->set_host(advertise_);
+    int pid = shd_->serves(volume.name()) ? shd_->pid() : 0;
+    d->set_online(pid > 0);
+    d->set_pid(pid);
+  }
+  return rsp;
+}
+
+asio::awaitable<pb::VolumeStatusEntry> Mgmtd::volume_status_entry(pb::VolumeSpec volume,
+                                                                  bool detail) {
   std::map<std::string, pb::BrickStatus> by_brick;  // "uuid path" -> status
-  std::set<std::string> servers;
-  for (const auto& b : volume.bricks()) servers.insert(b.peer_uuid());
+  std::vector<std::string> servers;                 // in brick order
+  for (const auto& b : volume.bricks()) {
+    if (std::find(servers.begin(), servers.end(), b.peer_uuid()) == servers.end()) {
+      servers.push_back(b.peer_uuid());
+    }
+  }
+  pb::VolumeStatusEntry entry;
+  entry.set_name(volume.name());
+  std::vector<pb::BrickStatus> daemons;
   for (const auto& uuid : servers) {
-    std::vector<pb::BrickStatus> local;
+    pb::BrickStatusRsp local;
     if (uuid == uuid_) {
-      auto blocking4 =
-          run_blocking([this, volume, detail] { return bricks_->status(volume, uuid_, detail); });
+      auto blocking4 = run_blocking([this, volume, detail] { return local_status(volume, detail); });
       local = co_await std::move(blocking4);
+      if (local.has_heal_daemon()) local.mutable_heal_daemon()->set_local(true);
     } else if (auto client = peer_client(uuid); client && client->is_up()) {
       pb::BrickStatusReq req;
       req.set_volume(volume.name());
       req.set_detail(detail);
       Result<pb::BrickStatusRsp> rsp =
           co_await call_client<pb::BrickStatusRsp>(client, pb::PEER_BRICK_STATUS, req);
-      if (rsp) local.assign(rsp->bricks().begin(), rsp->bricks().end());
+      if (rsp) local = std::move(*rsp);
     }
-    for (auto& st : local) by_brick[uuid + " " + st.path()] = st;
+    for (const auto& st : local.bricks()) by_brick[uuid + " " + st.path()] = st;
+    if (local.has_heal_daemon()) daemons.push_back(local.heal_daemon());
   }
-  std::vector<pb::BrickStatus> out;
   for (const auto& b : volume.bricks()) {
     auto it = by_brick.find(b.peer_uuid() + " " + b.path());
     if (it != by_brick.end()) {
-      out.push_back(it->second);
+      *entry.add_bricks() = it->second;
     } else {
-      pb::BrickStatus st;  // its server is unreachable
-      st.set_host(b.host());
-      st.set_path(b.path());
-      out.push_back(std::move(st));
+      pb::BrickStatus* st = entry.add_bricks();  // its server is unreachable
+      st->set_host(b.host());
+      st->set_path(b.path());
     }
   }
+  // GlusterFS lists the local daemon first, as "localhost".
+  std::stable_partition(daemons.begin(), daemons.end(),
+                        [](const pb::BrickStatus& d) { return d.local(); });
+  for (auto& d : daemons) *entry.add_heal_daemons() = std::move(d);
+  co_return entry;
+}
+
+// ---- self-heal ----
+
+asio::awaitable<pb::CliRsp> Mgmtd::volume_heal(pb::VolumeHeal req, bool forwarded) {
+  pb::ClusterState s = state();
+  const pb::VolumeSpec* v = find_volume(s, req.name());
+  if (!v) co_return error_rsp("Volume " + req.name() + " does not exist");
+  if (v->replica_count() < 2) {
+    co_return error_rsp("Volume " + req.name() + " is not of type replicate");
+  }
+  if (v->status() != pb::VOLUME_STARTED) {
+    co_return error_rsp("Volume " + req.name() + " is not started.");
+  }
+  auto enabled = effective_option(*v, "cluster.self-heal-daemon");
+  if (enabled && *enabled == "off") {
+    co_return error_rsp("Self-heal-daemon is disabled. Heal will not be triggered on volume " +
+                        req.name());
+  }
+  if (req.op() == pb::VolumeHeal::SPLIT_BRAIN) {
+    const std::string& c = req.choice();
+    if (c != "bigger-file" && c != "latest-mtime" && c != "source-brick") {
+      co_return error_rsp("split-brain resolution is one of bigger-file FILE, latest-mtime FILE, "
+                          "source-brick HOST:BRICK [FILE]; not '" + c + "'");
+    }
+    if (c != "source-brick" && req.file().empty()) {
+      co_return error_rsp(c + " needs a FILE");
+    }
+    if (c == "source-brick") {
+      bool known = std::any_of(v->bricks().begin(), v->bricks().end(), [&](const pb::BrickSpec& b) {
+        return b.host() + ":" + b.path() == req.source_brick();
+      });
+      if (!known) {
+        co_return error_rsp(req.source_brick() + " is not a brick of volume " + req.name());
+      }
+    }
+  }
+  if (forwarded) co_return co_await local_heal(std::move(req));
+
+  std::vector<std::string> servers;  // with bricks of the volume, this one first
+  for (const auto& b : v->bricks()) {
+    if (std::find(servers.begin(), servers.end(), b.peer_uuid()) == servers.end()) {
+      servers.push_back(b.peer_uuid());
+    }
+  }
+  auto self = std::find(servers.begin(), servers.end(), uuid_);
+  if (self != servers.end()) std::rotate(servers.begin(), self, self + 1);
+
+  // Every daemon takes a share of the entries: an index heal starts on every server, and
+  // statistics (rates, counters) add up over them. Everything else needs one daemon's
+  // answer: the first that gives one.
+  bool everywhere = req.op() == pb::VolumeHeal::INDEX || req.op() == pb::VolumeHeal::STATISTICS ||
+                    req.op() == pb::VolumeHeal::INFO_SUMMARY;
+  std::optional<pb::CliRsp> first_success;
+  std::string errors;
+  for (const auto& uuid : servers) {
+    pb::CliRsp rsp;
+    if (uuid == uuid_) {
+      rsp = co_await local_heal(req);
+    } else {
+      rsp = co_await peer_heal(uuid, req);
+    }
+    if (rsp.error().empty()) {
+      if (!first_success) {
+        first_success = rsp;
+      } else {
+        add_heal_stats(*first_success->mutable_heal()->mutable_stats(), rsp.heal().stats());
+      }
+      if (!everywhere) break;
+    } else if (errors.empty()) {
+      errors = rsp.error();
+    }
+  }
+  if (first_success) co_return *first_success;
+  co_return error_rsp(errors.empty() ? "no server with bricks of " + req.name() + " answers"
+                                     : errors);
+}
+
+asio::awaitable<pb::CliRsp> Mgmtd::peer_heal(std::string uuid, pb::VolumeHeal req) {
+  pb::ClusterState s = state();
+  const pb::PeerInfo* peer = nullptr;
+  for (const auto& p : s.peers()) {
+    if (p.uuid() == uuid) peer = &p;
+  }
+  if (!peer || peer->hostnames().empty()) co_return error_rsp("unknown server " + uuid);
+  std::string host = peer->hostnames(0);
+  Result<pb::CliRsp> rsp = co_await call_host<pb::CliRsp>(
+      host, static_cast<uint16_t>(peer->mgmt_port()), pb::PEER_HEAL, req);
+  if (!rsp) co_return error_rsp("cannot reach " + host + ": " + rsp.error().message());
+  co_return *rsp;
+}
+
+asio::awaitable<pb::CliRsp> Mgmtd::local_heal(pb::VolumeHeal req) {
+  // Just after `volume start` (or a `volume set`) the daemon may be (re)starting.
+  asio::steady_timer timer(io_);
+  for (int i = 0; i < 100 && !shd_->serves(req.name()); ++i) {
+    timer.expires_after(100ms);
+    co_await timer.async_wait(use_nothrow);
+  }
+  if (!shd_->serves(req.name())) {
+    co_return error_rsp("Self-heal daemon is not running on " + advertise_ + "; see " +
+                        options_.log_dir + "/shd.log");
+  }
+  rpc::RpcClient::Options o;
+  o.host = shd_->control_socket();
+  o.reconnect = false;
+  o.connect_timeout = 2s;
+  // heal info resolves a path for every pending entry: give a long backlog time.
+  o.call_timeout = 300s;
+  o.ping_timeout = 30s;
+  o.name = "shd";
+  auto client = std::make_shared<rpc::RpcClient>(io_.get_executor(), o);
+  client->start();
+  bool up = co_await client->wait_up(2s);
+  if (!up) {
+    client->stop();
+    co_return error_rsp("cannot reach the self-heal daemon on " + advertise_);
+  }
+  pb::CliRsp out;
+  std::string failure;
+  switch (req.op()) {
+    case pb::VolumeHeal::INDEX:
+    case pb::VolumeHeal::FULL: {
+      pb::ShdHealReq h;
+      h.set_volume(req.name());
+      h.set_full(req.op() == pb::VolumeHeal::FULL);
+      Result<rpc::Reply> r = co_await client->call(pb::SHD_HEAL, h);
+      pb::ShdHealRsp rsp;
+      if (!r) {
+        failure = r.error().message();
+      } else if (!rsp.ParseFromString(r->message)) {
+        failure = "undecodable answer";
+      } else if (!rsp.error().empty()) {
+        failure = rsp.error();
+      }
+      break;
+    }
+    case pb::VolumeHeal::SPLIT_BRAIN: {
+      pb::ShdResolveReq h;
+      h.set_volume(req.name());
+      h.set_choice(req.choice());
+      h.set_file(req.file());
+      h.set_source_brick(req.source_brick());
+      Result<rpc::Reply> r = co_await client->call(pb::SHD_RESOLVE, h);
+      pb::ShdResolveRsp rsp;
+      if (!r) {
+        failure = r.error().message();
+      } else if (!rsp.ParseFromString(r->message)) {
+        failure = "undecodable answer";
+      } else if (!rsp.error().empty()) {
+        failure = rsp.error();
+      } else {
+        for (const auto& line : rsp.lines()) out.add_heal_lines(line);
+      }
+      break;
+    }
+    default: {
+      pb::ShdInfoReq h;
+      h.set_volume(req.name());
+      pb::ShdProc proc = pb::SHD_INFO;
+      switch (req.op()) {
+        case pb::VolumeHeal::INFO_SUMMARY:
+          h.set_mode(pb::ShdInfoReq::SUMMARY);
+          break;
+        case pb::VolumeHeal::INFO_SPLIT_BRAIN:
+          h.set_mode(pb::ShdInfoReq::SPLIT_BRAIN);
+          break;
+        case pb::VolumeHeal::HEAL_COUNT:
+          h.set_mode(pb::ShdInfoReq::HEAL_COUNT);
+          break;
+        case pb::VolumeHeal::STATISTICS:
+          h.set_mode(pb::ShdInfoReq::SUMMARY);
+          proc = pb::SHD_STATS;
+          break;
+        default:
+          h.set_mode(pb::ShdInfoReq::ALL);
+          break;
+      }
+      Result<rpc::Reply> r = co_await client->call(proc, h);
+      if (!r) {
+        failure = r.error().message();
+      } else if (!out.mutable_heal()->ParseFromString(r->message)) {
+        failure = "undecodable answer";
+      } else if (!out.heal().error().empty()) {
+        failure = out.heal().error();
+      }
+      break;
+    }
+  }
+  client->stop();
+  if (!failure.empty()) co_return error_rsp("self-heal daemon on " + advertise_ + ": " + failure);
   co_return out;
 }
 
@@ -1025,10 +1448,8 @@ asio::awaitable<pb::CliRsp> Mgmtd::volume_status(pb::VolumeName req) {
       }
       continue;
     }
-    pb::VolumeStatusEntry* e = rsp.add_status();
-    e->set_name(v.name());
-    std::vector<pb::BrickStatus> bricks = co_await brick_status(v, req.detail());
-    for (auto& b : bricks) *e->add_bricks() = std::move(b);
+    pb::VolumeStatusEntry entry = co_await volume_status_entry(v, req.detail());
+    *rsp.add_status() = std::move(entry);
   }
   co_return rsp;
 }
@@ -1075,10 +1496,30 @@ asio::awaitable<void> Mgmtd::handle_peer(rpc::ConnectionPtr conn, rpc::Frame fra
   uint64_t xid = frame.header.xid;
   auto bad = [&] { conn->close("undecodable management request"); };
   bool member = conn->is_local() || member_address(conn->peer_address());
-  switch (static_cast<pb::MgmtProc>(frame.header.proc)) {
+  auto proc = static_cast<pb::MgmtProc>(frame.header.proc);
+  if (!member && (proc == pb::PEER_PROPOSE || proc == pb::PEER_CHECK_BRICKS ||
+                  proc == pb::PEER_HEAL)) {
+    // A server just probed learns who its peers are from the log a moment after the probe
+    // answered: give it that moment before taking a member for a stranger.
+    asio::steady_timer timer(io_);
+    for (int i = 0; i < 40 && !member; ++i) {
+      timer.expires_after(50ms);
+      co_await timer.async_wait(use_nothrow);
+      member = member_address(conn->peer_address());
+    }
+  }
+  switch (proc) {
     case pb::PEER_PING:
       conn->reply(xid, pb::Empty0());
       co_return;
+    case pb::PEER_HEAL: {
+      pb::VolumeHeal req;
+      if (!req.ParseFromString(frame.message)) co_return bad();
+      if (!member) co_return conn->reply(xid, error_rsp("not a server of this cluster"));
+      pb::CliRsp rsp = co_await volume_heal(std::move(req), true);
+      conn->reply(xid, rsp);
+      co_return;
+    }
     case pb::PEER_QUERY: {
       pb::ClusterState s = state();
       pb::PeerQueryRsp rsp;
@@ -1097,27 +1538,36 @@ asio::awaitable<void> Mgmtd::handle_peer(rpc::ConnectionPtr conn, rpc::Frame fra
     case pb::PEER_PREPARE_JOIN: {
       pb::PrepareJoinReq req;
       if (!req.ParseFromString(frame.message)) co_return bad();
-      pb::ProposeRsp rsp;
-      pb::ClusterState s = state();
-      if (s.peers_size() > 1 || !s.volumes().empty()) {
-        rsp.set_error("this server is part of another cluster or has volumes");
-      } else {
-        MLOG_INFO("joining cluster {} (probed by {})", req.cluster_id(), req.leader_uuid());
+      auto blocking5 = run_blocking([this, req, requester = conn->peer_address()] {
+        std::lock_guard reset(reset_mu_);
         {
           std::lock_guard lock(mu_);
+          if (state_.peers_size() > 1 || !state_.volumes().empty()) {
+            return std::string("this server is part of another cluster or has volumes");
+          }
+          MLOG_INFO("joining cluster {} (probed by {})", req.cluster_id(), req.leader_uuid());
           state_ = pb::ClusterState();
           joining_ = true;
+          join_requester_ = requester;
         }
         (void)store_->save(pb::ClusterState());
-        auto blocking5 = run_blocking([this] { return raft_->reset(false); });
-        auto r = co_await std::move(blocking5);
-        if (!r) rsp.set_error("cannot reset Raft state: " + r.error().message());
-      }
+        auto r = raft_->reset(false);
+        return r ? std::string() : "cannot reset Raft state: " + r.error().message();
+      });
+      pb::ProposeRsp rsp;
+      rsp.set_error(co_await std::move(blocking5));
       conn->reply(xid, rsp);
       co_return;
     }
     case pb::PEER_LEAVE: {
-      if (!member) co_return conn->reply_error(xid, Errno(EACCES));
+      bool requester;
+      {
+        // A probe that failed after this server got ready to join takes it back; this server
+        // knows no member yet, only who asked.
+        std::lock_guard lock(mu_);
+        requester = joining_ && conn->peer_address() == join_requester_;
+      }
+      if (!member && !requester) co_return conn->reply_error(xid, Errno(EACCES));
       conn->reply(xid, pb::ProposeRsp());
       auto blocking6 = run_blocking([this] { return become_standalone(); });
       (void)co_await std::move(blocking6);
@@ -1152,9 +1602,8 @@ asio::awaitable<void> Mgmtd::handle_peer(rpc::ConnectionPtr conn, rpc::Frame fra
         pb::VolumeSpec volume = *v;
         bool detail = req.detail();
         auto blocking8 =
-            run_blocking([this, volume, detail] { return bricks_->status(volume, uuid_, detail); });
-        std::vector<pb::BrickStatus> local = co_await std::move(blocking8);
-        for (auto& b : local) *rsp.add_bricks() = std::move(b);
+            run_blocking([this, volume, detail] { return local_status(volume, detail); });
+        rsp = co_await std::move(blocking8);
       }
       conn->reply(xid, rsp);
       co_return;

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <type_traits>
@@ -19,6 +20,7 @@
 #include "common/rpc/server.h"
 #include "mgmtd/bricks.h"
 #include "mgmtd/raft_node.h"
+#include "mgmtd/shd_supervisor.h"
 #include "mgmtd/store.h"
 #include "proto/mgmt.pb.h"
 
@@ -34,6 +36,7 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
     std::string run_dir = "/run/mortar";
     std::string log_dir = "/var/log/mortar";
     std::string brickd;  // mortar-brickd; default: next to this program
+    std::string shd;     // mortar-shd; default: next to this program
     std::chrono::milliseconds peer_timeout{2000};
   };
 
@@ -54,7 +57,7 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
   using Task = boost::asio::awaitable<T>;
 
   // RaftNode::StateMachine (Raft thread).
-  std::string apply(std::string_view command) override;
+  std::string apply(uint64_t index, std::string_view command) override;
   std::string snapshot() override;
   void restore(std::string_view snapshot) override;
 
@@ -88,13 +91,20 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
   Task<T> run_blocking_impl(std::shared_ptr<std::function<T()>> work);
 
   Awaitable handle_cli(rpc::ConnectionPtr conn, uint64_t xid, pb::CliReq req);
-  Task<pb::CliRsp> cli(pb::CliReq req, bool trusted);
-  Task<pb::CliRsp> forward_to_leader(pb::CliReq req);
+  // `local`: asked on this server's CLI socket (not forwarded by another server).
+  Task<pb::CliRsp> cli(pb::CliReq req, bool trusted, bool local);
+  Task<pb::CliRsp> forward_to_leader(pb::CliReq req, bool local);
   // Before a read on a follower: wait until it has applied what the leader has, so a command
   // just answered by one server is seen by the next.
   Awaitable catch_up_with_leader();
+  // Peer commands name servers as the server the operator talks to sees them: on a follower,
+  // probing or detaching itself, or probing a member, is answered here rather than by the
+  // leader about itself. nullopt: for the leader to decide.
+  Task<std::optional<pb::CliRsp>> peer_command_here(pb::CliReq req);
+  // Takes a ":PORT" off `host`; the port, or the management port when none is given.
+  uint16_t split_probe_target(std::string& host) const;
   Task<pb::CliRsp> peer_probe(std::string host);
-  Task<pb::CliRsp> peer_detach(std::string host, bool force);
+  Task<pb::CliRsp> peer_detach(std::string host, bool force, bool local);
   pb::CliRsp peer_status(bool include_self);
   Task<pb::CliRsp> volume_create(pb::VolumeCreate req);
   Task<pb::CliRsp> volume_start(pb::VolumeName req);
@@ -104,6 +114,14 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
   Task<pb::CliRsp> volume_set(pb::VolumeSet req);
   Task<pb::CliRsp> volume_reset(pb::VolumeReset req);
   Task<std::vector<pb::BrickStatus>> brick_status(pb::VolumeSpec volume, bool detail);
+  // Bricks and self-heal daemons of `volume`, asked of every server that has bricks of it.
+  Task<pb::VolumeStatusEntry> volume_status_entry(pb::VolumeSpec volume, bool detail);
+  pb::BrickStatusRsp local_status(const pb::VolumeSpec& volume, bool detail);  // blocking
+  // `volume heal ...`. `forwarded`: another server asked, for this server's daemon.
+  Task<pb::CliRsp> volume_heal(pb::VolumeHeal req, bool forwarded);
+  // One call to this server's self-heal daemon.
+  Task<pb::CliRsp> local_heal(pb::VolumeHeal req);
+  Task<pb::CliRsp> peer_heal(std::string uuid, pb::VolumeHeal req);
   Task<std::string> check_bricks_everywhere(pb::VolumeSpec volume, bool force);
   std::string check_bricks_locally(const pb::CheckBricksReq& req);
 
@@ -111,14 +129,22 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
   Awaitable maintain();  // peers' connections, cluster founding, reconciling bricks
   void on_applied(const pb::Command& cmd, const pb::ClusterState& state);
   void reconcile_bricks();
+  void reconcile_shd();
   // Standing connections to every other server of `state`: liveness for `peer status`, and
   // the majority check before a change.
   void sync_peer_clients(const pb::ClusterState& state);
   void notify_graph_changed(const std::string& volume, uint64_t version);
-  Result<void> become_standalone();
+  // Resets Raft and the state to a cluster of this server alone. With `removed_from`, only if
+  // this server is still out of that cluster (and not joining another one). Blocking.
+  Result<void> become_standalone(const std::string& removed_from = "");
   bool member_address(const std::string& address) const;
   std::shared_ptr<rpc::RpcClient> peer_client(const std::string& uuid) const;
   size_t reachable_voters() const;
+  // Whether a majority of the voters is reachable from here. Just after a start the standing
+  // connections to the others are still being made: it waits for them for a few seconds.
+  Task<bool> majority_reachable();
+  // The voters that answer a ping within `timeout`, this server included.
+  Task<size_t> answering_voters(std::chrono::milliseconds timeout);
 
   boost::asio::io_context& io_;
   Options options_;
@@ -128,11 +154,14 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
   std::unique_ptr<RaftNode> raft_;
   std::unique_ptr<rpc::RpcServer> server_;
   std::unique_ptr<BrickSupervisor> bricks_;
+  std::unique_ptr<ShdSupervisor> shd_;
   std::unique_ptr<boost::asio::thread_pool> workers_;
 
+  std::mutex reset_mu_;  // one Raft reset (join, leave) at a time; taken before mu_
   mutable std::mutex mu_;
-  pb::ClusterState state_;  // GUARDED_BY(mu_)
-  bool joining_ = false;    // GUARDED_BY(mu_): reset to be added to another cluster
+  pb::ClusterState state_;      // GUARDED_BY(mu_)
+  bool joining_ = false;        // GUARDED_BY(mu_): reset to be added to another cluster
+  std::string join_requester_;  // GUARDED_BY(mu_): the address of the server that asked
   std::map<std::string, std::shared_ptr<rpc::RpcClient>> peers_;  // GUARDED_BY(mu_), by uuid
   std::set<std::string> member_addresses_;                        // GUARDED_BY(mu_)
   // GETSPEC subscribers: connection id -> (connection, volumes)
@@ -140,6 +169,7 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
       subscribers_;                 // GUARDED_BY(mu_)
   bool reconcile_pending_ = false;  // GUARDED_BY(mu_)
   bool stopping_ = false;
+  std::chrono::steady_clock::time_point started_at_;
 };
 
 }  // namespace mortar::mgmtd
