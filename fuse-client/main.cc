@@ -179,6 +179,12 @@ int run(const std::string& program, Invocation inv) {
   std::vector<char*> fuse_argp;
   for (auto& a : fuse_argv) fuse_argp.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(fuse_argp.size()), fuse_argp.data());
+  // libfuse copies the arguments into memory of its own when it edits them; that copy is ours
+  // to free, after the session that may still read it.
+  struct ArgsGuard {
+    fuse_args* a;
+    ~ArgsGuard() { fuse_opt_free_args(a); }
+  } args_guard{&args};
 
   boost::asio::io_context io;
   xl::GraphContext context{io.get_executor(), "mortar-fuse", Gfid::random().str()};
