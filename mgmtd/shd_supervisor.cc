@@ -74,18 +74,17 @@ std::string ShdSupervisor::reconcile(const pb::ClusterState& state, const std::s
   if (running && read_all(key_file()) == key) return "";
   if (running) stop_locked();
 
-  int64_t parallel = 1, index_check_ms = 5000;
+  int64_t parallel = 1, retry_ms = INT64_MAX;
   std::vector<std::string> argv = {options_.shd};
   for (const auto* v : volumes) {
     argv.insert(argv.end(), {"--volume", v->name()});
     parallel = std::max(parallel, int_option(*v, "cluster.shd-max-threads", 4));
-    index_check_ms =
-        std::min(index_check_ms, duration_ms_option(*v, "cluster.heal-timeout", 600000));
+    retry_ms = std::min(retry_ms, duration_ms_option(*v, "cluster.heal-timeout", 600000));
   }
   argv.insert(argv.end(), {"--volfile-server", options_.volfile_server, "--control-socket",
                            control_socket(), "--node-id", options_.node_id, "--parallel",
                            std::to_string(std::clamp<int64_t>(parallel, 1, 64)),
-                           "--index-check-ms", std::to_string(std::max<int64_t>(index_check_ms, 100)),
+                           "--retry-ms", std::to_string(std::max<int64_t>(retry_ms, 1000)),
                            "--pid-file", pid_file(), "--log-file",
                            options_.log_dir + "/shd.log"});
   std::string why = spawn_daemon(argv, options_.run_dir + "/shd.start");

@@ -186,8 +186,8 @@ std::vector<VolumeOption> build_registry() {
                     "locking each one")
                   .graph(kReplicate, "eager-lock"));
   r.push_back(Entry("cluster.post-op-delay-secs", kDuration, "1",
-                    "Seconds the end of a write transaction (clearing its pending marks) waits "
-                    "for more writes to the same file, so a burst pays for it once")
+                    "Seconds the end of a transaction (clearing its pending marks) waits for "
+                    "more changes to the same file or directory, so a burst pays for it once")
                   .seconds(0, 60)
                   .graph(kReplicate, "post-op-delay-secs"));
   r.push_back(Entry("cluster.data-self-heal-algorithm", kEnum, "diff",
@@ -202,12 +202,14 @@ std::vector<VolumeOption> build_registry() {
                     "until it is turned back on")
                   .heal_daemon());
   r.push_back(Entry("cluster.heal-timeout", kDuration, "600",
-                    "Seconds between the heal daemon's sweeps of the heal index; heal starts as "
-                    "soon as a brick reconnects without waiting for a sweep")
+                    "Seconds after which the heal daemon looks again at entries it could not "
+                    "heal (split-brain); pending entries heal as soon as a brick reconnects, and "
+                    "the heal indexes are read every 5 seconds")
                   .seconds(5, 86400)
                   .heal_daemon());
   r.push_back(Entry("cluster.shd-max-threads", kInt, "4",
-                    "Entries the heal daemon heals in parallel per brick (GlusterFS: 1)")
+                    "Entries the heal daemon heals in parallel per replica set (GlusterFS: 1 per "
+                    "brick)")
                   .range(1, 64)
                   .heal_daemon());
 
@@ -297,8 +299,8 @@ std::vector<VolumeOption> build_registry() {
                     "only the replica set that owns the name")
                   .compat());
   r.push_back(Entry("cluster.granular-entry-heal", kBool, "on",
-                    "No effect in mortar (accepted for compatibility): the heal index always "
-                    "records directory entries one by one")
+                    "No effect in mortar (accepted for compatibility): entry heal compares a "
+                    "directory's names on every replica")
                   .compat());
 
   std::sort(r.begin(), r.end(),

@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
   std::string node_id;
   std::string log_file, log_level = "info", pid_file;
   size_t parallel = 4;
-  int poll_ms = 200, index_check_ms = 5000, dirty_grace_ms = 10000;
+  int poll_ms = 200, index_check_ms = 5000, dirty_grace_ms = 10000, retry_ms = 600000;
   bool foreground = false;
   app.add_option("--volfile", volfiles, "VOLUME=FILE: heal the volume this volfile describes");
   app.add_option("--volume", volumes, "Heal this volume, its graph fetched from --volfile-server");
@@ -133,6 +133,9 @@ int main(int argc, char** argv) {
   app.add_option("--dirty-grace-ms", dirty_grace_ms,
                  "Age after which marks of an unfinished transaction are healed")
       ->check(CLI::Range(0, 3600000));
+  app.add_option("--retry-ms", retry_ms,
+                 "Age after which entries that could not be healed (split-brain) are tried again")
+      ->check(CLI::Range(1000, 86400000));
   app.add_option("--log-file", log_file, "Log to this file (default: stderr)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
   app.add_option("--pid-file", pid_file, "Write the daemon's PID here");
@@ -197,6 +200,7 @@ int main(int argc, char** argv) {
   config.poll = std::chrono::milliseconds(poll_ms);
   config.index_check = std::chrono::milliseconds(index_check_ms);
   config.dirty_grace = std::chrono::milliseconds(dirty_grace_ms);
+  config.split_brain_retry = std::chrono::milliseconds(retry_ms);
   config.node_id = node_id;
   for (auto& [name, spec] : graphs) {
     xl::GraphContext ctx{io.get_executor(), "shd", "shd-" + node_id};

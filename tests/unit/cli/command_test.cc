@@ -428,3 +428,63 @@ TEST(CommandGlobalOptions, Refusals) {
 
 }  // namespace
 }  // namespace mortar::cli
+
+namespace mortar::cli {
+namespace {
+
+TEST(CommandHeal, EveryForm) {
+  struct Case {
+    std::string line;
+    std::string request;
+  };
+  const Case cases[] = {
+      {"volume heal v", "volume_heal { name: 'v' op: INDEX }"},
+      {"volume heal v full", "volume_heal { name: 'v' op: FULL }"},
+      {"volume heal v info", "volume_heal { name: 'v' op: INFO }"},
+      {"volume heal v info summary", "volume_heal { name: 'v' op: INFO_SUMMARY }"},
+      {"volume heal v info split-brain", "volume_heal { name: 'v' op: INFO_SPLIT_BRAIN }"},
+      {"volume heal v statistics", "volume_heal { name: 'v' op: STATISTICS }"},
+      {"volume heal v statistics heal-count", "volume_heal { name: 'v' op: HEAL_COUNT }"},
+      {"volume heal v split-brain bigger-file /a/b",
+       "volume_heal { name: 'v' op: SPLIT_BRAIN choice: 'bigger-file' file: '/a/b' }"},
+      {"volume heal v split-brain latest-mtime gfid:0f2b",
+       "volume_heal { name: 'v' op: SPLIT_BRAIN choice: 'latest-mtime' file: 'gfid:0f2b' }"},
+      {"volume heal v split-brain source-brick h1:/b",
+       "volume_heal { name: 'v' op: SPLIT_BRAIN choice: 'source-brick' source_brick: 'h1:/b' }"},
+      {"volume heal v split-brain source-brick h1:/b /f",
+       "volume_heal { name: 'v' op: SPLIT_BRAIN choice: 'source-brick' source_brick: 'h1:/b' "
+       "file: '/f' }"},
+  };
+  for (const auto& c : cases) {
+    auto parsed = parse_command(split(c.line));
+    ASSERT_TRUE(parsed) << c.line << ": " << parsed.error();
+    EXPECT_EQ(parsed->command, Command::kVolumeHeal);
+    EXPECT_EQ(parsed->volume, "v");
+    pb::CliReq expected = request(c.request);
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(parsed->request, expected))
+        << c.line << "\n got: " << parsed->request.ShortDebugString();
+  }
+}
+
+TEST(CommandHeal, RefusesWhatItCannotDo) {
+  const std::string usage(pattern_of(Command::kVolumeHeal));
+  for (const char* line :
+       {"volume heal", "volume heal v fully", "volume heal v info all", "volume heal v full now",
+        "volume heal v statistics heal", "volume heal v split-brain bigger-file",
+        "volume heal v split-brain latest-mtime /a /b", "volume heal v split-brain newest /a",
+        "volume heal v split-brain source-brick"}) {
+    auto parsed = parse_command(split(line));
+    ASSERT_FALSE(parsed) << line;
+    EXPECT_EQ(parsed.error(), "Usage: " + usage) << line;
+  }
+  auto relative = parse_command(split("volume heal v split-brain bigger-file a/b"));
+  ASSERT_FALSE(relative);
+  EXPECT_EQ(relative.error(),
+            "FILE is a path from the volume's root (/dir/file) or gfid:UUID, not 'a/b'");
+  auto brick = parse_command(split("volume heal v split-brain source-brick h1 /f"));
+  ASSERT_FALSE(brick);
+  EXPECT_EQ(brick.error(), "source-brick wants HOST:BRICK, not 'h1'");
+}
+
+}  // namespace
+}  // namespace mortar::cli

@@ -549,3 +549,112 @@ TEST(OutputHelp, Classes) {
 
 }  // namespace
 }  // namespace mortar::cli
+
+namespace mortar::cli {
+namespace {
+
+const char* kHealInfo = R"(heal {
+  bricks { brick: "h1:/b" connected: true status: "Connected" total: 3 pending: 1 split_brain: 1
+           healing: 1
+           entries { path: "/uploads/a.jpg" }
+           entries { path: "/index.php" state: SPLIT_BRAIN }
+           entries { path: "/cache/x" state: HEALING } }
+  bricks { brick: "h2:/b" status: "Transport endpoint is not connected" }
+  stats { rate: 210.44 pending: 3 eta_seconds: 0.6 healed: 12 bytes_healed: 4096
+          blocks_healed: 1 blocks_skipped: 8191 crawls: 2 }
+})";
+
+TEST(OutputHeal, TriggerLines) {
+  expect_success(run("volume heal webData"),
+                 "Launching heal operation to perform index self heal on volume webData has "
+                 "been successful \nUse heal info commands to check status.\n");
+  expect_success(run("volume heal webData full"),
+                 "Launching heal operation to perform full self heal on volume webData has "
+                 "been successful \nUse heal info commands to check status.\n");
+}
+
+TEST(OutputHeal, InfoListsPathsPerBrick) {
+  expect_success(run("volume heal webData info", kHealInfo),
+                 "Brick h1:/b\n"
+                 "/uploads/a.jpg\n"
+                 "/index.php - Is in split-brain\n"
+                 "/cache/x - Possibly undergoing heal\n"
+                 "Status: Connected\n"
+                 "Number of entries: 3\n\n"
+                 "Brick h2:/b\n"
+                 "Status: Transport endpoint is not connected\n"
+                 "Number of entries: -\n\n");
+}
+
+TEST(OutputHeal, SplitBrainSummaryAndCount) {
+  expect_success(run("volume heal webData info split-brain", kHealInfo),
+                 "Brick h1:/b\n/uploads/a.jpg\n/index.php\n/cache/x\nStatus: Connected\n"
+                 "Number of entries in split-brain: 1\n\n"
+                 "Brick h2:/b\nStatus: Transport endpoint is not connected\n"
+                 "Number of entries in split-brain: -\n\n");
+  expect_success(run("volume heal webData info summary", kHealInfo),
+                 "Brick h1:/b\nStatus: Connected\nTotal Number of entries: 3\n"
+                 "Number of entries in heal pending: 1\nNumber of entries in split-brain: 1\n"
+                 "Number of entries possibly healing: 1\n\n"
+                 "Brick h2:/b\nStatus: Transport endpoint is not connected\n"
+                 "Total Number of entries: -\nNumber of entries in heal pending: -\n"
+                 "Number of entries in split-brain: -\nNumber of entries possibly healing: -\n\n"
+                 "Heal rate: 210.4 entries/s\nEstimated time left: 1s\n");
+  expect_success(run("volume heal webData statistics heal-count", kHealInfo),
+                 "Gathering count of entries to be healed on volume webData has been "
+                 "successful \n\nBrick h1:/b\nNumber of entries: 3\n\n"
+                 "Brick h2:/b\nStatus: Transport endpoint is not connected\n"
+                 "Number of entries: -\n\n");
+}
+
+TEST(OutputHeal, StatisticsShowTheCounters) {
+  Output o = run("volume heal webData statistics", kHealInfo);
+  EXPECT_EQ(o.exit_code, 0);
+  for (const char* line :
+       {"No. of entries healed: 12\n", "Bytes healed: 4096\n", "Blocks healed: 1\n",
+        "Blocks skipped (already identical): 8191\n", "Index crawls: 2\n",
+        "Entries pending: 3\n", "Starting time of last crawl: never\n"}) {
+    EXPECT_NE(o.out.find(line), std::string::npos) << line << " missing from\n" << o.out;
+  }
+}
+
+TEST(OutputHeal, ResolutionLinesAndTheirExitStatus) {
+  expect_success(run("volume heal webData split-brain bigger-file /a", R"(heal_lines: "Healed /a.")"),
+                 "Healed /a.\n");
+  Output o = run("volume heal webData split-brain source-brick h1:/b",
+                 R"(heal_lines: "Healed /a." heal_lines: "Healing /b failed: File not in split-brain.")");
+  EXPECT_EQ(o.out, "Healed /a.\nHealing /b failed: File not in split-brain.\n");
+  EXPECT_EQ(o.exit_code, 1);
+  expect_failure(run("volume heal webData info", R"(error: "Volume webData is not started.")"),
+                 "volume heal: failed: Volume webData is not started.");
+}
+
+TEST(OutputHeal, JsonCarriesTheDaemonsAnswer) {
+  Output o = run("volume heal webData info", kHealInfo, true);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_NE(o.out.find("\"path\": \"/index.php\""), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("\"state\": \"SPLIT_BRAIN\""), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("\"blocks_skipped\": \"8191\""), std::string::npos) << o.out;
+}
+
+TEST(OutputStatus, SelfHealDaemonRows) {
+  expect_success(
+      run("volume status webData", R"(status { name: "webData"
+          bricks { host: "h1" path: "/b" port: 49152 online: true pid: 2209 }
+          heal_daemons { host: "h1" online: true pid: 2077 local: true }
+          heal_daemons { host: "h2" online: false } })"),
+      "Status of volume: webData\n"
+      "Mortar process                              TCP Port  RDMA Port  Online  Pid\n" +
+          kDashes + "\n" +
+          "Brick h1:/b                                 49152     0          Y       2209 \n"
+          "Self-heal Daemon on localhost               N/A       N/A        Y       2077 \n"
+          "Self-heal Daemon on h2                      N/A       N/A        N       N/A  \n"
+          " \n"
+          "Task Status of Volume webData\n" +
+          kDashes + "\n" +
+          "There are no active volume tasks\n"
+          " \n");
+}
+
+}  // namespace
+}  // namespace mortar::cli
