@@ -290,5 +290,25 @@ TEST_F(MgmtMountTest, MountsFromABackupServerWhenTheFirstIsDown) {
   EXPECT_TRUE(eventually([&] { return ::kill(pid_, 0) != 0; }, 10s)) << "mortar-fuse still runs";
 }
 
+// An /etc/fstab line, as operators write it for GlusterFS: `mount DIR` finds it (here in a
+// file of the test's own, through mount --fstab) and mounts the volume from mortar-mgmtd.
+TEST_F(MgmtMountTest, MountsFromAnFstabLine) {
+  ASSERT_NO_FATAL_FAILURE(start_cluster_with_volume(1));
+  std::string fstab = dir_ / "fstab";
+  std::ofstream(fstab) << "# web root\n"
+                       << kServer1 << ":/vol " << mnt_ << " mortar defaults,_netdev,nofail,"
+                       << base_options() << " 0 0\n";
+  std::string out_file = dir_ / "mount.out";
+  Process p = Process::spawn({"/bin/mount", "--fstab", fstab, mnt_}, out_file);
+  ASSERT_EQ(p.wait(60s), 0) << read_all(out_file) << read_all(fuse_log());
+  if (fs::exists(pid_file())) std::ifstream(pid_file()) >> pid_;
+  EXPECT_TRUE(is_mortar_mount(mnt_));
+  std::ofstream(mnt_ + "/index.html") << "<h1>up</h1>";
+  EXPECT_EQ(read_all(dir_ / "b/index.html"), "<h1>up</h1>");
+  EXPECT_EQ(read_all(out_file).find("_netdev"), std::string::npos) << read_all(out_file);
+  ASSERT_EQ(umount(), 0);
+  EXPECT_FALSE(is_mortar_mount(mnt_));
+}
+
 }  // namespace
 }  // namespace mortar::test
