@@ -408,6 +408,46 @@ TEST_F(ReplicateTest, ArbiterHoldsNoDataAndDataBrickHealsRight) {
   EXPECT_EQ(fs::file_size(brick_dir(2) + "/later.bin"), 0u);
 }
 
+// Data brick 1 misses a write while brick 0 is the only good data copy; then brick 0 goes
+// and brick 1 returns before any heal. Quorum (2 of 3) is met, but the only up data copy is
+// stale: a write there would put the two data bricks in split-brain, so it is refused, and
+// reads are too (the arbiter holds no data). Once brick 0 is back, all is healed and writable.
+TEST_F(ReplicateTest, ArbiterRefusesDataWritesWithoutAGoodDataCopy) {
+  start(3, {}, /*arbiter=*/true);
+  Gfid root = Gfid::root();
+  put(root, "page.html", "v1");
+  auto a = run(afr_->lookup(xl::OpContext{}, root, "page.html"));
+  ASSERT_TRUE(a);
+  Gfid g = gfid_of(*a);
+  bricks_[1]->kill9();
+  ASSERT_TRUE(eventually([&] { return !afr_->child_up(1); }));
+  auto fd = open(g);
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE(write(*fd, 0, "v2"));
+  close(*fd);
+  bricks_[0]->kill9();
+  ASSERT_TRUE(eventually([&] { return !afr_->child_up(0); }));
+  restart(1);
+  a = run(afr_->lookup(xl::OpContext{}, root, "page.html"));
+  ASSERT_TRUE(a);
+  fd = open(g);
+  ASSERT_TRUE(fd);
+  auto w = write(*fd, 0, "v3");
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().value, ENOTCONN);
+  EXPECT_FALSE(read(*fd, 0, 2));
+  close(*fd);
+  restart(0);
+  ASSERT_TRUE(heal_all());
+  fd = open(g);
+  ASSERT_TRUE(fd);
+  EXPECT_EQ(read(*fd, 0, 2).value_or(""), "v2");
+  ASSERT_TRUE(write(*fd, 0, "v4"));
+  close(*fd);
+  ASSERT_TRUE(eventually([&] { return pending() == 0; }, 5s));
+  expect_replicas_identical(/*arbiter=*/true);
+}
+
 TEST_F(ReplicateTest, AClientDyingMidTransactionLeavesNoStuckLockOrLostMark) {
   start(2, {{"post-op-delay-secs", "30"}});
   Gfid root = Gfid::root();

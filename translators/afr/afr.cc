@@ -283,6 +283,10 @@ std::vector<int> Replicate::up_children() const {
   return up;
 }
 
+bool Replicate::data_writable(const std::shared_ptr<Inode>& ino, const Gfid& gfid) const {
+  return !config_.arbiter || read_child(ino, gfid, Kind::kData) >= 0;
+}
+
 bool Replicate::quorum_met(const std::vector<int>& up) const {
   size_t n = children().size();
   switch (config_.quorum) {
@@ -949,6 +953,10 @@ Task<pb::WriteRsp> Replicate::write(OpContext ctx, FdPtr fd, uint64_t offset, Bu
   if (!quorum_met(up_children())) co_return fail(EROFS);
   Gfid gfid = fd->gfid();
   auto ino = inode(gfid);
+  // With an arbiter, a data change no good data copy takes would leave the only good data on
+  // a brick that is away, and the two data bricks in split-brain when it returns: refuse it,
+  // as GlusterFS's arbiter does.
+  if (!data_writable(ino, gfid)) co_return fail(ENOTCONN);
   uint64_t end = offset + data.size();
   // Overlapping writes of this client go one after the other, so every replica applies them
   // in the same order; the lock orders them against other clients.
@@ -1022,6 +1030,10 @@ Task<pb::WriteRsp> Replicate::write(OpContext ctx, FdPtr fd, uint64_t offset, Bu
 Task<AttrPair> Replicate::truncate(OpContext ctx, Gfid gfid, FdPtr fd, uint64_t size) {
   if (!quorum_met(up_children())) co_return fail(EROFS);
   auto ino = inode(gfid);
+  // With an arbiter, a data change no good data copy takes would leave the only good data on
+  // a brick that is away, and the two data bricks in split-brain when it returns: refuse it,
+  // as GlusterFS's arbiter does.
+  if (!data_writable(ino, gfid)) co_return fail(ENOTCONN);
   for (;;) {
     {
       std::lock_guard lock(ino->mu);
@@ -1077,6 +1089,10 @@ Task<pb::Iatt> Replicate::fallocate(OpContext ctx, FdPtr fd, uint32_t mode, uint
   if (!quorum_met(up_children())) co_return fail(EROFS);
   Gfid gfid = fd->gfid();
   auto ino = inode(gfid);
+  // With an arbiter, a data change no good data copy takes would leave the only good data on
+  // a brick that is away, and the two data bricks in split-brain when it returns: refuse it,
+  // as GlusterFS's arbiter does.
+  if (!data_writable(ino, gfid)) co_return fail(ENOTCONN);
   Result<Held> held = co_await acquire(ino, gfid, kDataLock, ctx);
   if (!held) co_return fail(held.error());
   std::vector<Task<pb::Iatt>> ops;

@@ -156,6 +156,8 @@ class Replicate : public Translator {
                                      std::vector<int> failed);
 
   // Reads.
+  // False when the set has an arbiter and no good data copy is up (see write()).
+  bool data_writable(const std::shared_ptr<Inode>& ino, const Gfid& gfid) const;
   int read_child(const std::shared_ptr<Inode>& ino, const Gfid& gfid, Kind kind,
                  int skip = -1) const;
   boost::asio::awaitable<void> refresh(std::shared_ptr<Inode> ino, Gfid gfid);

@@ -481,6 +481,12 @@ asio::awaitable<Result<void>> Replicate::heal_data(Gfid gfid, int source, std::v
       std::vector<Result<Buffer>> data = co_await all(std::move(reads));
       std::vector<Task<pb::WriteRsp>> writes;
       std::vector<Task<pb::Iatt>> holes;
+      struct Hole {
+        size_t sink;
+        uint64_t off;
+        Buffer zeros;
+      };
+      std::vector<Hole> hole_at;  // parallel to `holes`
       for (size_t j = 0; j < batch; ++j) {
         if (!data[j]) {
           outcome = fail(data[j].error());
@@ -494,7 +500,8 @@ asio::awaitable<Result<void>> Replicate::heal_data(Gfid gfid, int source, std::v
             // Keep the sink as sparse as the source probably is.
             holes.push_back(children()[sinks[i]]->fallocate(
                 heal_context(), dst[i], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
-                block));
+                data[j]->size()));
+            hole_at.push_back(Hole{i, off, *data[j]});
           } else {
             writes.push_back(children()[sinks[i]]->write(heal_context(), dst[i], off, *data[j]));
             stats_.bytes_healed += data[j]->size();
@@ -507,9 +514,21 @@ asio::awaitable<Result<void>> Replicate::heal_data(Gfid gfid, int source, std::v
       for (auto& r : wrote) {
         if (!r) outcome = fail(r.error());
       }
-      for (auto& r : punched) {
-        // A file system without hole punching: write the zeros instead, next round.
-        if (!r && r.error().value != EOPNOTSUPP) outcome = fail(r.error());
+      // A file system without hole punching gets the zeros written instead.
+      std::vector<Task<pb::WriteRsp>> zero_writes;
+      for (size_t k = 0; k < punched.size(); ++k) {
+        if (punched[k]) continue;
+        if (punched[k].error().value != EOPNOTSUPP) {
+          outcome = fail(punched[k].error());
+          continue;
+        }
+        const Hole& h = hole_at[k];
+        zero_writes.push_back(children()[sinks[h.sink]]->write(heal_context(), dst[h.sink], h.off, h.zeros));
+        stats_.bytes_healed += h.zeros.size();
+      }
+      std::vector<Result<pb::WriteRsp>> zeroed = co_await all(std::move(zero_writes));
+      for (auto& r : zeroed) {
+        if (!r) outcome = fail(r.error());
       }
     }
   }
