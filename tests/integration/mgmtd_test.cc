@@ -460,6 +460,16 @@ TEST_F(MgmtdTest, PeerAndVolumeCommandsPrintGlusterShapes) {
              std::string(10 - std::to_string(b.port()).size(), ' ') + "0          Y       " + pid +
              std::string(pid.size() < 5 ? 5 - pid.size() : 0, ' ') + "\n";
   }
+  // A replicated volume: every server with a brick runs a self-heal daemon; the one asked
+  // lists its own first, as localhost.
+  ASSERT_TRUE(eventually([&] { return s0.shd_pid() && s1.shd_pid() && s2.shd_pid(); }, 10s));
+  for (auto [server, name] : {std::pair{&s1, std::string("localhost")},
+                              std::pair{&s0, s0.address()}, std::pair{&s2, s2.address()}}) {
+    std::string row = "Self-heal Daemon on " + name;
+    std::string pid = std::to_string(server->shd_pid());
+    table += row + std::string(44 - row.size(), ' ') + "N/A       N/A        Y       " + pid +
+             std::string(pid.size() < 5 ? 5 - pid.size() : 0, ' ') + "\n";
+  }
   table += " \nTask Status of Volume webData\n" + std::string(78, '-') +
            "\nThere are no active volume tasks\n \n";
   r = s1.cli({"volume", "status", "webData"});
