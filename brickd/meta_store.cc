@@ -4,6 +4,7 @@
 #include <rocksdb/write_batch.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/log.h"
@@ -180,6 +181,15 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir) {
 }
 
 Result<void> MetaStore::commit(Batch& batch) {
+  // Removed inodes' changelog stripes, held across the read and the write: a concurrent
+  // apply_changelog could otherwise clear (or re-create) an index entry between them, and the
+  // counter would go wrong, or a mark would outlive its inode. Locked in stripe order.
+  std::vector<size_t> stripes;
+  for (const auto& g : batch.removed_) stripes.push_back(g.hash() % changelog_locks_.size());
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  std::vector<std::unique_lock<std::mutex>> held;
+  for (size_t i : stripes) held.emplace_back(changelog_locks_[i]);
   int64_t unindexed = 0;
   for (const auto& g : batch.removed_) {
     std::string v;
@@ -228,7 +238,8 @@ Result<bool> MetaStore::has_link(const Gfid& gfid, const Gfid& parent, std::stri
   return true;
 }
 
-Result<pb::Changelog> MetaStore::apply_changelog(const Gfid& gfid, const pb::Changelog& delta) {
+Result<pb::Changelog> MetaStore::apply_changelog(const Gfid& gfid, const pb::Changelog& delta,
+                                                 bool require_inode) {
   std::lock_guard lock(changelog_locks_[gfid.hash() % changelog_locks_.size()]);
   std::string k = key(kChangelogKey, gfid);
   std::string v;
@@ -243,6 +254,14 @@ Result<pb::Changelog> MetaStore::apply_changelog(const Gfid& gfid, const pb::Cha
     return fail(log_status(s, "read"));
   }
   if (all_zero(delta)) return cur;
+  // Checked under the stripe lock that commit() holds while it removes an inode: a mark on an
+  // inode removed since the caller looked could never be cleared.
+  if (require_inode && !gfid.is_root()) {
+    std::string rec;
+    auto r = db_->Get(rocksdb::ReadOptions(), key(kInodeKey, gfid), &rec);
+    if (r.IsNotFound()) return fail(ESTALE);
+    if (!r.ok()) return fail(log_status(r, "read"));
+  }
   bool was_indexed = !all_zero(cur);
   add_into(cur.mutable_pending(), delta.pending());
   add_into(cur.mutable_dirty(), delta.dirty());

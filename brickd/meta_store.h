@@ -87,8 +87,10 @@ class MetaStore {
   Result<bool> has_link(const Gfid& gfid, const Gfid& parent, std::string_view name);
 
   // Adds `delta` to the inode's changelog and answers the new value; all-zero deltas read.
-  // The inode enters the heal index while any counter is non-zero.
-  Result<pb::Changelog> apply_changelog(const Gfid& gfid, const pb::Changelog& delta);
+  // The inode enters the heal index while any counter is non-zero. `require_inode`: a non-zero
+  // delta for an inode without a record (the root aside) fails with ESTALE.
+  Result<pb::Changelog> apply_changelog(const Gfid& gfid, const pb::Changelog& delta,
+                                        bool require_inode = false);
   // GFIDs in the heal index, in key order, at most `max`.
   Result<std::vector<Gfid>> heal_index(size_t max);
   // Number of inodes in the heal index (kept as a counter, so this is immediate).

@@ -189,7 +189,8 @@ Result<void> BrickService::apply_pre_op(
     if (!rec) return fail(ESTALE);
   }
   for (int i = 0; i < marks.size(); ++i) {
-    RETURN_IF_ERROR(fs_.meta().apply_changelog(gfids[static_cast<size_t>(i)], marks[i].delta()));
+    RETURN_IF_ERROR(
+        fs_.meta().apply_changelog(gfids[static_cast<size_t>(i)], marks[i].delta(), true));
   }
   return ok();
 }
@@ -753,7 +754,8 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
             // A changelog only for inodes the brick has: heal marks must not outlive their file.
             if (!g.is_root()) RETURN_IF_ERROR(fs_.getattr(g));
             pb::ChangelogRsp rsp;
-            ASSIGN_OR_RETURN(*rsp.mutable_value(), fs_.meta().apply_changelog(g, req.delta()));
+            ASSIGN_OR_RETURN(*rsp.mutable_value(),
+                             fs_.meta().apply_changelog(g, req.delta(), true));
             return rsp;
           });
 

@@ -227,7 +227,9 @@ void Replicate::notify(Event event, Translator* from, const EventInfo& info) {
     {
       std::lock_guard lock(ino->mu);
       Session& s = ino->sessions[kind];
-      s.release_asap = true;
+      // While acquiring too: the waiter may be queued behind the children this client has
+      // already locked, and acquire() keeps the flag.
+      if (s.state != Session::State::kIdle) s.release_asap = true;
       release_now = s.state == Session::State::kHeld && s.users == 0;
     }
     if (release_now) spawn_background(release_lock(ino, info.gfid, kind));
@@ -349,14 +351,19 @@ asio::awaitable<Result<void>> Replicate::lock_children(Gfid gfid, LockKind kind,
   if (!contended) co_return ok();
   co_await unlock_children(gfid, kind, locked, owner);
   locked.clear();
+  std::vector<int> abandoned;
   for (int c : children) {
     Result<void> r = co_await lock_one(c, true);
     if (r) {
       locked.push_back(c);
     } else {
       error = r.error();
+      // A wait that ran out of time may still be queued on the brick and granted later, to
+      // an owner that no longer expects it: an unlock withdraws the wait (or drops the lock).
+      if (r.error().value != ENOTCONN) abandoned.push_back(c);
     }
   }
+  if (!abandoned.empty()) co_await unlock_children(gfid, kind, abandoned, owner);
   if (locked.empty()) co_return fail(error);
   co_return ok();
 }
@@ -435,6 +442,7 @@ asio::awaitable<Result<Replicate::Held>> Replicate::acquire(std::shared_ptr<Inod
       Session& s = ino->sessions[kind];
       if (!r || locked.empty()) {
         s.state = Session::State::kIdle;
+        s.release_asap = false;
         co_return fail(r ? Errno(ENOTCONN) : r.error());
       }
       s.state = Session::State::kHeld;
@@ -444,7 +452,10 @@ asio::awaitable<Result<Replicate::Held>> Replicate::acquire(std::shared_ptr<Inod
       s.dirty_sent.assign(n, false);
       s.blamed.assign(n, false);
       s.users = 0;
-      s.release_asap = !config_.eager_lock;
+      // A contention event that came while locking stands: another client waits for a child
+      // this one locked first. Dropping it would leave that client waiting until this one
+      // idles for post-op-delay-secs, however long that takes.
+      s.release_asap = s.release_asap || !config_.eager_lock;
       ++s.generation;
       // An uneager lock is for this transaction alone.
       if (s.release_asap) {
@@ -922,7 +933,7 @@ boost::asio::awaitable<void> Replicate::release(FdPtr fd) {
     {
       std::lock_guard lock(ino->mu);
       Session& s = ino->sessions[kDataLock];
-      s.release_asap = true;
+      if (s.state != Session::State::kIdle) s.release_asap = true;  // idle: nothing to give back
       now = s.state == Session::State::kHeld && s.users == 0;
     }
     if (now) spawn_background(release_lock(ino, fd->gfid(), kDataLock));
@@ -1078,7 +1089,9 @@ Task<AttrPair> Replicate::truncate(OpContext ctx, Gfid gfid, FdPtr fd, uint64_t 
       if (error.value == ENOTCONN) error = got[i].error();
     }
   }
-  co_await finish(ino, gfid, kDataLock, answer ? succeeded : std::vector<int>{}, failed);
+  // A named local: g++ 12 frees a non-trivial temporary of a co_await expression twice.
+  std::vector<int> blamers = answer ? succeeded : std::vector<int>{};
+  co_await finish(ino, gfid, kDataLock, blamers, failed);
   leave();
   if (!answer) co_return fail(error);
   co_return *answer;
@@ -1119,7 +1132,9 @@ Task<pb::Iatt> Replicate::fallocate(OpContext ctx, FdPtr fd, uint32_t mode, uint
       if (error.value == ENOTCONN) error = got[i].error();
     }
   }
-  co_await finish(ino, gfid, kDataLock, answer ? succeeded : std::vector<int>{}, failed);
+  // A named local: g++ 12 frees a non-trivial temporary of a co_await expression twice.
+  std::vector<int> blamers = answer ? succeeded : std::vector<int>{};
+  co_await finish(ino, gfid, kDataLock, blamers, failed);
   if (!answer) co_return fail(error);
   co_return *answer;
 }

@@ -184,9 +184,17 @@ class Replicate : public Translator {
   boost::asio::awaitable<Result<void>> heal_metadata(Gfid gfid, int source,
                                                      std::vector<int> sinks, pb::Iatt attr);
   // Names the sinks lack are created (with the same GFIDs), names they have wrongly go; the
-  // inodes created are returned, to be healed next.
-  boost::asio::awaitable<Result<std::vector<Gfid>>> heal_entries(Gfid dir, std::vector<int> sources,
-                                                                 std::vector<int> sinks, bool prune);
+  // inodes created are returned, to be healed next. At most `budget` names change per call,
+  // since the directory's entry lock is held meanwhile and applications creating in it wait:
+  // `more` says the directory needs another call.
+  struct EntryHeal {
+    std::vector<Gfid> created;
+    bool more = false;
+  };
+  static constexpr size_t kEntryHealBudget = 32;
+  boost::asio::awaitable<Result<EntryHeal>> heal_entries(Gfid dir, std::vector<int> sources,
+                                                         std::vector<int> sinks, bool prune,
+                                                         size_t budget);
   boost::asio::awaitable<Result<void>> recreate(Gfid parent, std::string name, pb::Iatt attr,
                                                 int source, int sink);
   boost::asio::awaitable<Result<std::map<std::string, pb::Dirent>>> list_dir(int child, Gfid dir);

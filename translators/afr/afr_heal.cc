@@ -238,7 +238,11 @@ asio::awaitable<HealOutcome> Replicate::heal_locked(Gfid gfid, HealRequest reque
   if (type == S_IFREG) kinds.push_back(Kind::kData);
 
   bool healed = false, split = false, impossible = false;
-  for (Kind kind : kinds) {
+  for (size_t ki = 0; ki < kinds.size(); ++ki) {
+    Kind kind = kinds[ki];
+    // A directory with more names to change than one lock hold may take: the lock goes, so
+    // applications waiting for it get their turn, and the heal takes it again.
+    bool again = false;
     LockKind lock_kind = kind == Kind::kData ? kDataLock
                          : kind == Kind::kMetadata ? kMetadataLock
                                                    : kEntryLock;
@@ -338,18 +342,21 @@ asio::awaitable<HealOutcome> Replicate::heal_locked(Gfid gfid, HealRequest reque
           for (int s : plan.sources) targets.push_back(s);
           std::sort(targets.begin(), targets.end());
         }
-        Result<std::vector<Gfid>> created =
-            co_await heal_entries(gfid, plan.sources, targets, prune);
-        if (created) {
-          for (auto& g : *created) next.push_back(g);
+        Result<EntryHeal> entries =
+            co_await heal_entries(gfid, plan.sources, targets, prune, kEntryHealBudget);
+        if (entries) {
+          for (auto& g : entries->created) next.push_back(g);
+          again = entries->more;
         } else {
-          r = fail(created.error());
+          r = fail(entries.error());
         }
       }
       if (!r) {
         MLOG_WARN("{}: {} heal of {} failed: {}", name(), kind_name(kind), gfid.str(),
                   r.error().message());
         impossible = true;
+      } else if (again) {
+        // Not done: the marks stay until the last round.
       } else {
         std::vector<pb::Changelog> deltas = clearing_deltas(views, kind, plan);
         std::vector<Task<pb::Changelog>> clears;
@@ -369,6 +376,7 @@ asio::awaitable<HealOutcome> Replicate::heal_locked(Gfid gfid, HealRequest reque
       }
     }
     co_await unlock_children(gfid, lock_kind, locked, heal_owner());
+    if (again) --ki;
   }
   // Reads may use the healed replicas again.
   co_await refresh(inode(gfid), gfid);
@@ -737,10 +745,10 @@ asio::awaitable<Result<void>> Replicate::recreate(Gfid parent, std::string entry
   }
 }
 
-asio::awaitable<Result<std::vector<Gfid>>> Replicate::heal_entries(Gfid dir,
-                                                                    std::vector<int> sources,
-                                                                    std::vector<int> sinks,
-                                                                    bool prune) {
+asio::awaitable<Result<Replicate::EntryHeal>> Replicate::heal_entries(Gfid dir,
+                                                                       std::vector<int> sources,
+                                                                       std::vector<int> sinks,
+                                                                       bool prune, size_t budget) {
   size_t n = children().size();
   std::vector<std::optional<std::map<std::string, pb::Dirent>>> listing(n);
   std::set<int> involved(sources.begin(), sources.end());
@@ -750,7 +758,9 @@ asio::awaitable<Result<std::vector<Gfid>>> Replicate::heal_entries(Gfid dir,
     if (!l) co_return fail(l.error());
     listing[c] = std::move(*l);
   }
-  std::vector<Gfid> created;
+  EntryHeal result;
+  std::vector<Gfid>& created = result.created;
+  size_t changes = 0;
   Result<void> outcome = ok();
   // The names every source agrees on, or for a merge, the union; one source per name.
   std::map<std::string, std::pair<int, pb::Iatt>> want;
@@ -774,9 +784,14 @@ asio::awaitable<Result<std::vector<Gfid>>> Replicate::heal_entries(Gfid dir,
     outcome = fail(EIO);
   }
   for (int sink : sinks) {
+    if (result.more) break;
     auto& have = *listing[sink];
     if (prune) {
       for (auto& [entry, d] : have) {
+        if (changes >= budget) {
+          result.more = true;
+          break;
+        }
         auto w = want.find(entry);
         if (w != want.end() && w->second.second.gfid() == d.attr().gfid() &&
             (w->second.second.mode() & S_IFMT) == (d.attr().mode() & S_IFMT)) {
@@ -784,6 +799,7 @@ asio::awaitable<Result<std::vector<Gfid>>> Replicate::heal_entries(Gfid dir,
         }
         if (conflicting.count(entry)) continue;
         // Gone from the sources (deleted, renamed, or replaced by another file of that name).
+        ++changes;
         Result<void> r = co_await remove_tree(sink, dir, entry, d.attr());
         if (!r) {
           MLOG_WARN("{}: cannot remove stale '{}' in {} on child {}: {}", name(), entry,
@@ -793,6 +809,7 @@ asio::awaitable<Result<std::vector<Gfid>>> Replicate::heal_entries(Gfid dir,
       }
     }
     for (auto& [entry, src] : want) {
+      if (result.more) break;
       auto h = have.find(entry);
       if (h != have.end()) {
         if (h->second.attr().gfid() == src.second.gfid()) continue;
@@ -806,6 +823,11 @@ asio::awaitable<Result<std::vector<Gfid>>> Replicate::heal_entries(Gfid dir,
         }
       }
       if (src.first == sink) continue;
+      if (changes >= budget) {
+        result.more = true;
+        break;
+      }
+      ++changes;
       Result<void> r = co_await recreate(dir, entry, src.second, src.first, sink);
       if (!r) {
         MLOG_WARN("{}: cannot create '{}' in {} on child {}: {}", name(), entry, dir.str(), sink,
@@ -818,7 +840,7 @@ asio::awaitable<Result<std::vector<Gfid>>> Replicate::heal_entries(Gfid dir,
     }
   }
   if (!outcome) co_return fail(outcome.error());
-  co_return created;
+  co_return result;
 }
 
 // ---- the heal indexes ----
