@@ -7,8 +7,10 @@
 
 #include "common/log.h"
 #include "mgmtd/spawn.h"
+#include "mgmtd/volgen.h"
 #include "mgmtd/volume_options.h"
 #include "translators/options.h"
+#include "translators/volfile.h"
 
 namespace mortar::mgmtd {
 
@@ -63,9 +65,20 @@ std::string ShdSupervisor::reconcile(const pb::ClusterState& state, const std::s
   std::lock_guard lock(mu_);
   auto volumes = volumes_to_heal(state, self_uuid);
   // The daemon holds each volume's graph as it was when it started: any change of the set of
-  // volumes or of one of their graphs (a new version) means a new daemon.
+  // volumes or of one of their graphs means a new daemon. Not every new version of a volume
+  // changes its graph (`volume start force` makes one): a daemon that keeps running keeps
+  // healing, and keeps its counters.
   std::string key;
-  for (const auto* v : volumes) key += v->name() + " " + std::to_string(v->version()) + "\n";
+  for (const auto* v : volumes) {
+    auto graph = generate_client_graph(*v);
+    std::string text = graph ? xl::render_volfile(graph->graph()) : std::to_string(v->version());
+    // The daemon's own settings are not in the graph.
+    for (const char* k : {"cluster.shd-max-threads", "cluster.heal-timeout"}) {
+      auto value = effective_option(*v, k);
+      text += std::string(k) + "=" + (value ? *value : "") + "\n";
+    }
+    key += v->name() + " " + std::to_string(std::hash<std::string>{}(text)) + "\n";
+  }
   int running = running_pid(pid_file());
   if (volumes.empty()) {
     if (running) stop_locked();

@@ -41,7 +41,7 @@ class ShdSupervisor {
  private:
   void stop_locked();
   std::string pid_file() const { return options_.run_dir + "/shd.pid"; }
-  // "name version" lines of the volumes the running daemon was started for.
+  // "name graph-hash" lines of the volumes the running daemon was started for.
   std::string key_file() const { return options_.run_dir + "/shd.volumes"; }
 
   Options options_;

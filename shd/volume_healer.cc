@@ -277,7 +277,9 @@ asio::awaitable<int> VolumeHealer::heal_worker(size_t set, std::shared_ptr<std::
   while (!stopping_ && *next < todo->size()) {
     Gfid g = (*todo)[(*next)++];
     s.healing.insert(g);
-    HealOutcome o = co_await s.afr->heal(g);
+    xl::afr::HealRequest crawl;
+    crawl.skip_busy = true;  // another worker has it
+    HealOutcome o = co_await s.afr->heal(g, crawl);
     s.healing.erase(g);
     switch (o) {
       case HealOutcome::kHealed:

@@ -1628,7 +1628,9 @@ asio::awaitable<void> Replicate::heal_worker() {
       next = heal_queue_.front();
       heal_queue_.erase(heal_queue_.begin());
     }
-    HealOutcome o = co_await heal(next);
+    HealRequest background;
+    background.skip_busy = true;
+    HealOutcome o = co_await heal(next, background);
     (void)o;
   }
 }

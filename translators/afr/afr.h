@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "translators/afr/heal_decision.h"
@@ -47,6 +48,9 @@ struct HealRequest {
   std::optional<Choice> choice;
   int source_brick = -1;
   bool full = false;  // heal even without marks (full crawl, replaced brick)
+  // Another heal of the inode under way in this process: answer kBusy at once (a crawl moves
+  // on) rather than wait for it to end (an operator's request).
+  bool skip_busy = false;
   // Why a kind could not be healed, in words for the CLI ("No bigger file: ..."); optional.
   std::shared_ptr<std::vector<std::string>> notes;
 };
@@ -223,6 +227,7 @@ class Replicate : public Translator {
   std::unordered_map<Gfid, std::shared_ptr<Inode>> inodes_;  // GUARDED_BY(mu_)
   std::vector<Gfid> heal_queue_;                              // GUARDED_BY(mu_)
   bool heal_worker_running_ = false;                          // GUARDED_BY(mu_)
+  std::unordered_set<Gfid> healing_;  // GUARDED_BY(mu_): inodes being healed in this process
 };
 
 }  // namespace mortar::xl::afr

@@ -10,6 +10,11 @@
 #include <linux/falloc.h>
 #include <sys/stat.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <algorithm>
 #include <deque>
 #include <set>
@@ -166,6 +171,28 @@ asio::awaitable<HealOutcome> Replicate::heal_one(Gfid gfid, HealRequest request,
                                                  std::vector<Gfid>& next) {
   std::vector<int> up = up_children();
   if (up.size() < 2) co_return HealOutcome::kNotPossible;
+  // One healer per inode in this process: the lock below is the same owner for every heal of
+  // this translator, so it does not keep two of them apart.
+  for (int waited = 0;; ++waited) {
+    {
+      std::lock_guard lock(mu_);
+      if (healing_.insert(gfid).second) break;
+    }
+    if (request.skip_busy || waited >= 3000) co_return HealOutcome::kBusy;
+    auto executor = co_await asio::this_coro::executor;
+    asio::steady_timer timer(executor, std::chrono::milliseconds(10));
+    auto waiting = timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto [ec] = co_await std::move(waiting);
+    (void)ec;
+  }
+  struct Done {
+    Replicate* self;
+    Gfid gfid;
+    ~Done() {
+      std::lock_guard lock(self->mu_);
+      self->healing_.erase(gfid);
+    }
+  } done{this, gfid};
   // One healer per inode across all clients and heal daemons.
   std::string domain_name = name() + ":self-heal";
   std::vector<Task<void>> tries;
@@ -808,6 +835,10 @@ asio::awaitable<Result<Replicate::EntryHeal>> Replicate::heal_entries(Gfid dir,
         }
       }
     }
+    // This round's creations run in parallel: one round trip's wait for all of them.
+    std::vector<std::string> names;
+    std::vector<Gfid> gfids;
+    std::vector<Task<void>> creations;
     for (auto& [entry, src] : want) {
       if (result.more) break;
       auto h = have.find(entry);
@@ -823,20 +854,30 @@ asio::awaitable<Result<Replicate::EntryHeal>> Replicate::heal_entries(Gfid dir,
         }
       }
       if (src.first == sink) continue;
-      if (changes >= budget) {
+      Gfid g = Gfid::from_bytes(src.second.gfid()).value_or(Gfid());
+      // Two names of one inode (hard links) are made one after the other: the second links
+      // to what the first created.
+      bool linked_twice = std::find(gfids.begin(), gfids.end(), g) != gfids.end();
+      if (changes >= budget || linked_twice) {
         result.more = true;
         break;
       }
       ++changes;
-      Result<void> r = co_await recreate(dir, entry, src.second, src.first, sink);
-      if (!r) {
-        MLOG_WARN("{}: cannot create '{}' in {} on child {}: {}", name(), entry, dir.str(), sink,
-                  r.error().message());
-        outcome = fail(r.error());
+      names.push_back(entry);
+      gfids.push_back(g);
+      creations.push_back(recreate(dir, entry, src.second, src.first, sink));
+    }
+    std::vector<Result<void>> made = co_await all(std::move(creations));
+    for (size_t k = 0; k < made.size(); ++k) {
+      if (!made[k]) {
+        MLOG_WARN("{}: cannot create '{}' in {} on child {}: {}", name(), names[k], dir.str(),
+                  sink, made[k].error().message());
+        outcome = fail(made[k].error());
         continue;
       }
-      Gfid g = Gfid::from_bytes(src.second.gfid()).value_or(Gfid());
-      if (std::find(created.begin(), created.end(), g) == created.end()) created.push_back(g);
+      if (std::find(created.begin(), created.end(), gfids[k]) == created.end()) {
+        created.push_back(gfids[k]);
+      }
     }
   }
   if (!outcome) co_return fail(outcome.error());
