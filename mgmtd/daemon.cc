@@ -485,7 +485,7 @@ asio::awaitable<bool> Mgmtd::wait_epoch(uint64_t epoch, std::chrono::millisecond
 
 template <class Rsp, class Req>
 asio::awaitable<Result<Rsp>> Mgmtd::call_client(std::shared_ptr<rpc::RpcClient> client,
-                                                pb::MgmtProc proc, Req request) {
+                                                uint32_t proc, Req request) {
   Result<rpc::Reply> reply = co_await client->call(proc, request);
   if (!reply) co_return fail(reply.error());
   Rsp rsp;
@@ -1311,15 +1311,8 @@ asio::awaitable<pb::CliRsp> Mgmtd::local_heal(pb::VolumeHeal req) {
       pb::ShdHealReq h;
       h.set_volume(req.name());
       h.set_full(req.op() == pb::VolumeHeal::FULL);
-      Result<rpc::Reply> r = co_await client->call(pb::SHD_HEAL, h);
-      pb::ShdHealRsp rsp;
-      if (!r) {
-        failure = r.error().message();
-      } else if (!rsp.ParseFromString(r->message)) {
-        failure = "undecodable answer";
-      } else if (!rsp.error().empty()) {
-        failure = rsp.error();
-      }
+      Result<pb::ShdHealRsp> rsp = co_await call_client<pb::ShdHealRsp>(client, pb::SHD_HEAL, h);
+      failure = rsp ? rsp->error() : rsp.error().message();
       break;
     }
     case pb::VolumeHeal::SPLIT_BRAIN: {
@@ -1328,17 +1321,10 @@ asio::awaitable<pb::CliRsp> Mgmtd::local_heal(pb::VolumeHeal req) {
       h.set_choice(req.choice());
       h.set_file(req.file());
       h.set_source_brick(req.source_brick());
-      Result<rpc::Reply> r = co_await client->call(pb::SHD_RESOLVE, h);
-      pb::ShdResolveRsp rsp;
-      if (!r) {
-        failure = r.error().message();
-      } else if (!rsp.ParseFromString(r->message)) {
-        failure = "undecodable answer";
-      } else if (!rsp.error().empty()) {
-        failure = rsp.error();
-      } else {
-        for (const auto& line : rsp.lines()) out.add_heal_lines(line);
-      }
+      Result<pb::ShdResolveRsp> rsp =
+          co_await call_client<pb::ShdResolveRsp>(client, pb::SHD_RESOLVE, h);
+      failure = rsp ? rsp->error() : rsp.error().message();
+      if (rsp) *out.mutable_heal_lines() = rsp->lines();
       break;
     }
     default: {
@@ -1363,14 +1349,9 @@ asio::awaitable<pb::CliRsp> Mgmtd::local_heal(pb::VolumeHeal req) {
           h.set_mode(pb::ShdInfoReq::ALL);
           break;
       }
-      Result<rpc::Reply> r = co_await client->call(proc, h);
-      if (!r) {
-        failure = r.error().message();
-      } else if (!out.mutable_heal()->ParseFromString(r->message)) {
-        failure = "undecodable answer";
-      } else if (!out.heal().error().empty()) {
-        failure = out.heal().error();
-      }
+      Result<pb::ShdInfoRsp> rsp = co_await call_client<pb::ShdInfoRsp>(client, proc, h);
+      failure = rsp ? rsp->error() : rsp.error().message();
+      if (rsp) *out.mutable_heal() = std::move(*rsp);
       break;
     }
   }

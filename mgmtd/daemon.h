@@ -78,7 +78,7 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
   template <class Rsp, class Req>
   Task<Result<Rsp>> call_host(std::string host, uint16_t port, pb::MgmtProc proc, Req request);
   template <class Rsp, class Req>
-  Task<Result<Rsp>> call_client(std::shared_ptr<rpc::RpcClient> client, pb::MgmtProc proc,
+  Task<Result<Rsp>> call_client(std::shared_ptr<rpc::RpcClient> client, uint32_t proc,
                                 Req request);
   // Runs blocking `work` on a worker thread and resumes with its result. Not a coroutine
   // itself, so a lambda argument becomes a plain parameter (see docs/engineering.md).
