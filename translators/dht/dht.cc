@@ -172,8 +172,8 @@ bool Distribute::is_up() const {
     }
   }
   // Right after start, give every set a moment to connect: names of a set still connecting
-  // would answer ENOTCONN.
-  return any && (every || Clock::now() - started_ > kConnectGrace);
+  // would answer ENOTCONN. A set lost after all were up once is a real outage, not a start.
+  return any && (every || all_seen_up_.load() || Clock::now() - started_ > kConnectGrace);
 }
 
 void Distribute::notify(Event event, Translator* from, const EventInfo& info) {
@@ -185,6 +185,7 @@ void Distribute::notify(Event event, Translator* from, const EventInfo& info) {
   }
   bool was_up = is_up();
   up_[i] = event == Event::kChildUp;
+  if (all_up()) all_seen_up_ = true;
   if (event == Event::kChildUp) {
     // A set that was away may lack directories made meanwhile: check them again.
     std::lock_guard lock(mu_);

@@ -181,6 +181,7 @@ class Distribute : public Translator {
   boost::asio::any_io_executor executor_;
   std::unique_ptr<std::atomic<bool>[]> up_;
   std::chrono::steady_clock::time_point started_{};
+  std::atomic<bool> all_seen_up_{false};  // every set has been up at once since start()
   std::map<std::string, int, std::less<>> index_by_name_;  // set in start()
 
   mutable std::mutex mu_;
