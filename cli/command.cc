@@ -266,6 +266,57 @@ Checked<ParsedCommand> parse_create(const std::vector<std::string>& w) {
   return p;
 }
 
+// cli_cmd_volume_add_brick_parse: `volume add-brick VOL [replica N] BRICK... [force]`.
+Checked<ParsedCommand> parse_add_brick(const std::vector<std::string>& w) {
+  ParsedCommand p;
+  p.command = Command::kVolumeAddBrick;
+  if (w.size() < 4) return usage(p.command);
+  p.volume = w[2];
+  if (auto ok = check_volume_name(p.volume); !ok) return std::unexpected(ok.error());
+  size_t i = 3;
+  uint32_t replica = 0;
+  if (w[i] == "replica") {
+    if (i + 2 >= w.size()) return usage(p.command);
+    auto count = parse_count(w[i + 1]);
+    if (!count || *count < 1) return invalid("replica count should be greater than 0");
+    replica = *count;
+    i += 2;
+    if (i < w.size() && w[i] == "arbiter") return invalid("arbiter volumes cannot grow yet");
+  }
+  size_t end = w.size();
+  bool force = w.back() == "force";
+  if (force) --end;
+  if (i >= end) return invalid("No bricks specified");
+  auto bricks = parse_bricks(std::span<const std::string>(w).subspan(i, end - i), p.warnings);
+  if (!bricks) return std::unexpected(bricks.error());
+  auto* req = p.request.mutable_volume_add_brick();
+  req->set_name(p.volume);
+  req->set_replica_count(replica);
+  for (auto& b : *bricks) req->add_bricks(std::move(b));
+  req->set_force(force);
+  return p;
+}
+
+// `volume replace-brick VOL OLD NEW commit force`: the only form GlusterFS still has.
+Checked<ParsedCommand> parse_replace_brick(const std::vector<std::string>& w) {
+  ParsedCommand p;
+  p.command = Command::kVolumeReplaceBrick;
+  if (w.size() < 5) return usage(p.command);
+  p.volume = w[2];
+  if (auto ok = check_volume_name(p.volume); !ok) return std::unexpected(ok.error());
+  if (w.size() != 7 || w[5] != "commit" || w[6] != "force") {
+    return invalid("replace-brick is only supported as 'commit force': " +
+                   std::string(pattern_of(p.command)));
+  }
+  auto bricks = parse_bricks(std::span<const std::string>(w).subspan(3, 2), p.warnings);
+  if (!bricks) return std::unexpected(bricks.error());
+  auto* req = p.request.mutable_volume_replace_brick();
+  req->set_name(p.volume);
+  req->set_old_brick((*bricks)[0]);
+  req->set_new_brick((*bricks)[1]);
+  return p;
+}
+
 // `volume start|stop NAME [force]`, `volume delete NAME`.
 Checked<ParsedCommand> parse_lifecycle(Command command, const std::vector<std::string>& w) {
   ParsedCommand p;
@@ -505,6 +556,8 @@ Checked<ParsedCommand> parse_volume(const std::vector<std::string>& w) {
   if (verb == "get") return parse_get(w);
   if (verb == "reset") return parse_reset(w);
   if (verb == "heal") return parse_heal(w);
+  if (verb == "add-brick") return parse_add_brick(w);
+  if (verb == "replace-brick") return parse_replace_brick(w);
   return invalid("unrecognized word: " + verb + " (position 1). See 'mortar volume help'.");
 }
 
@@ -531,6 +584,12 @@ const std::vector<CommandSpec>& command_table() {
        "<NEW-BRICK> ... [force]",
        "create a new volume of specified type with mentioned bricks"},
       {Command::kVolumeDelete, "volume delete <VOLNAME>", "delete volume specified by <VOLNAME>"},
+      {Command::kVolumeAddBrick,
+       "volume add-brick <VOLNAME> [replica <COUNT>] <NEW-BRICK> ... [force]",
+       "add brick to volume <VOLNAME>"},
+      {Command::kVolumeReplaceBrick,
+       "volume replace-brick <VOLNAME> <SOURCE-BRICK> <NEW-BRICK> {commit force}",
+       "replace-brick operations"},
       {Command::kVolumeStart, "volume start <VOLNAME> [force]",
        "start volume specified by <VOLNAME>"},
       {Command::kVolumeStop, "volume stop <VOLNAME> [force]", "stop volume specified by <VOLNAME>"},

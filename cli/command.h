@@ -59,6 +59,8 @@ enum class Command {
   kVolumeGet,
   kVolumeReset,
   kVolumeHeal,
+  kVolumeAddBrick,
+  kVolumeReplaceBrick,
 };
 
 struct ParsedCommand {

@@ -137,6 +137,10 @@ std::string label(const ParsedCommand& cmd) {
       return "volume reset";
     case Command::kVolumeHeal:
       return "volume heal";
+    case Command::kVolumeAddBrick:
+      return "volume add-brick";
+    case Command::kVolumeReplaceBrick:
+      return "volume replace-brick";
     default:
       return "help";
   }
@@ -602,6 +606,15 @@ Output format_response(const ParsedCommand& cmd, const pb::CliRsp& rsp, bool jso
     case Command::kVolumeReset:
       o.out = "volume reset: success: " +
               (rsp.message().empty() ? std::string("reset volume successful") : rsp.message()) +
+              "\n";
+      break;
+    case Command::kVolumeAddBrick:
+      o.out = "volume add-brick: success\n";
+      break;
+    case Command::kVolumeReplaceBrick:
+      o.out = "volume replace-brick: success: " +
+              (rsp.message().empty() ? std::string("replace-brick commit force operation successful")
+                                     : rsp.message()) +
               "\n";
       break;
     case Command::kVolumeHeal:

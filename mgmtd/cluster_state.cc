@@ -4,6 +4,8 @@
 #include <map>
 #include <set>
 
+#include "translators/dht/bucket_map.h"
+
 namespace mortar::mgmtd {
 
 namespace {
@@ -39,26 +41,15 @@ std::string apply_remove_peer(pb::ClusterState& state, const pb::RemovePeer& c) 
   return "";
 }
 
-std::string apply_create(pb::ClusterState& state, const pb::CreateVolume& c) {
-  const pb::VolumeSpec& v = c.volume();
-  if (auto e = check_volume_name(v.name()); !e.empty()) return e;
-  if (find_volume(state, v.name())) return "Volume " + v.name() + " already exists";
-  if (v.bricks().empty()) return "a volume needs at least one brick";
-  uint32_t replica = std::max<uint32_t>(1, v.replica_count());
-  if (v.bricks_size() % replica != 0) {
-    return "Incorrect number of bricks supplied " + std::to_string(v.bricks_size()) +
-           " with count " + std::to_string(replica);
-  }
-  if (v.arbiter_count() > 1 || (v.arbiter_count() == 1 && replica != 3)) {
-    return "arbiter 1 needs replica 3 (or replica 2 arbiter 1)";
-  }
-  // One brick per directory in the whole cluster, and none inside another.
-  for (int i = 0; i < v.bricks_size(); ++i) {
-    const auto& b = v.bricks(i);
+// Bricks about to join a volume: on servers of the cluster, and none the same directory as,
+// or nested with, another of them or any brick of any volume.
+std::string check_new_bricks(const pb::ClusterState& state, const std::vector<pb::BrickSpec>& v) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    const auto& b = v[i];
     if (!find_peer(state, b.peer_uuid()))
       return "Host " + b.host() + " is not in 'Peer in Cluster' state";
-    for (int j = 0; j < i; ++j) {
-      const auto& o = v.bricks(j);
+    for (size_t j = 0; j < i; ++j) {
+      const auto& o = v[j];
       if (o.peer_uuid() != b.peer_uuid()) continue;
       if (o.path() == b.path()) return "Brick: " + b.host() + ":" + b.path() + " is used twice";
       if (paths_nest(o.path(), b.path())) {
@@ -76,11 +67,91 @@ std::string apply_create(pb::ClusterState& state, const pb::CreateVolume& c) {
       }
     }
   }
+  return "";
+}
+
+std::string apply_create(pb::ClusterState& state, const pb::CreateVolume& c) {
+  const pb::VolumeSpec& v = c.volume();
+  if (auto e = check_volume_name(v.name()); !e.empty()) return e;
+  if (find_volume(state, v.name())) return "Volume " + v.name() + " already exists";
+  if (v.bricks().empty()) return "a volume needs at least one brick";
+  uint32_t replica = std::max<uint32_t>(1, v.replica_count());
+  if (v.bricks_size() % replica != 0) {
+    return "Incorrect number of bricks supplied " + std::to_string(v.bricks_size()) +
+           " with count " + std::to_string(replica);
+  }
+  if (v.arbiter_count() > 1 || (v.arbiter_count() == 1 && replica != 3)) {
+    return "arbiter 1 needs replica 3 (or replica 2 arbiter 1)";
+  }
+  std::vector<pb::BrickSpec> bricks(v.bricks().begin(), v.bricks().end());
+  if (auto e = check_new_bricks(state, bricks); !e.empty()) return e;
   pb::VolumeSpec* added = state.add_volumes();
   *added = v;
   added->set_status(pb::VOLUME_CREATED);
   added->set_version(1);
   for (auto& b : *added->mutable_bricks()) b.set_port(0);
+  uint32_t sets = static_cast<uint32_t>(v.bricks_size()) / replica;
+  added->set_bucket_map(sets > 1 ? xl::dht::encode(xl::dht::even_map(sets)) : "");
+  return "";
+}
+
+// The map in force for a volume of `sets` sets: the stored one, or the even split that a
+// graph without a map uses.
+xl::Checked<xl::dht::BucketMap> current_map(const pb::VolumeSpec& v, uint32_t sets) {
+  if (v.bucket_map().empty()) return xl::dht::even_map(sets);
+  return xl::dht::decode(v.bucket_map());
+}
+
+std::string apply_add_bricks(pb::ClusterState& state, const pb::AddBricks& c) {
+  pb::VolumeSpec* v = find_volume(state, c.name());
+  if (!v) return "Volume " + c.name() + " does not exist";
+  uint32_t replica = std::max<uint32_t>(1, v->replica_count());
+  if (c.bricks().empty()) return "no bricks given";
+  if (c.bricks_size() % replica != 0) {
+    return "Incorrect number of bricks supplied " + std::to_string(c.bricks_size()) +
+           " with count " + std::to_string(replica);
+  }
+  std::vector<pb::BrickSpec> bricks(c.bricks().begin(), c.bricks().end());
+  if (auto e = check_new_bricks(state, bricks); !e.empty()) return e;
+  bool started = v->status() == pb::VOLUME_STARTED;
+  if (started && c.ports_size() != c.bricks_size()) return "internal: one port per brick expected";
+  uint32_t old_sets = static_cast<uint32_t>(v->bricks_size()) / replica;
+  uint32_t new_sets = old_sets + static_cast<uint32_t>(c.bricks_size()) / replica;
+  auto map = current_map(*v, old_sets);
+  if (!map) return "volume " + c.name() + ": " + map.error();
+  auto next = xl::dht::rebalanced(*map, new_sets);
+  if (!next) {
+    return "volume " + c.name() + ": " + next.error() +
+           " (the previous change of bricks has not been rebalanced yet)";
+  }
+  for (int i = 0; i < c.bricks_size(); ++i) {
+    pb::BrickSpec* b = v->add_bricks();
+    *b = c.bricks(i);
+    b->set_port(started ? c.ports(i) : 0);
+    if (started && b->port() == 0) return "internal: brick " + b->host() + " has no port";
+  }
+  v->set_bucket_map(xl::dht::encode(*next));
+  v->set_version(v->version() + 1);
+  return "";
+}
+
+std::string apply_replace_brick(pb::ClusterState& state, const pb::ReplaceBrick& c) {
+  pb::VolumeSpec* v = find_volume(state, c.name());
+  if (!v) return "Volume " + c.name() + " does not exist";
+  if (c.index() >= static_cast<uint32_t>(v->bricks_size())) return "internal: no such brick";
+  pb::BrickSpec* b = v->mutable_bricks(static_cast<int>(c.index()));
+  if (b->peer_uuid() != c.old().peer_uuid() || b->path() != c.old().path()) {
+    return "brick " + c.old().host() + ":" + c.old().path() + " is no longer part of volume " +
+           c.name();
+  }
+  std::vector<pb::BrickSpec> bricks{c.brick()};
+  if (auto e = check_new_bricks(state, bricks); !e.empty()) return e;
+  bool arbiter = b->arbiter();
+  *b = c.brick();
+  b->set_arbiter(arbiter);
+  b->set_port(v->status() == pb::VOLUME_STARTED ? c.port() : 0);
+  if (v->status() == pb::VOLUME_STARTED && b->port() == 0) return "internal: the new brick has no port";
+  v->set_version(v->version() + 1);
   return "";
 }
 
@@ -175,6 +246,12 @@ std::string apply_command(pb::ClusterState& state, const pb::Command& cmd) {
       break;
     case pb::Command::kResetOptions:
       error = apply_reset(next, cmd.reset_options());
+      break;
+    case pb::Command::kAddBricks:
+      error = apply_add_bricks(next, cmd.add_bricks());
+      break;
+    case pb::Command::kReplaceBrick:
+      error = apply_replace_brick(next, cmd.replace_brick());
       break;
     case pb::Command::OP_NOT_SET:
       error = "empty command";

@@ -282,6 +282,39 @@ void Mgmtd::on_applied(const pb::Command& cmd, const pb::ClusterState& state) {
         notify_graph_changed(v->name(), v->version());
       }
       break;
+    case pb::Command::kAddBricks:
+      reconcile_bricks();
+      if (const auto* v = find_volume(state, cmd.add_bricks().name())) {
+        notify_graph_changed(v->name(), v->version());
+      }
+      break;
+    case pb::Command::kReplaceBrick: {
+      const auto& r = cmd.replace_brick();
+      const auto* v = find_volume(state, r.name());
+      if (!v) break;
+      pb::VolumeSpec volume = *v;
+      bool local_set = false;
+      uint32_t per_set = std::max<uint32_t>(1, volume.replica_count());
+      uint32_t first = r.index() / per_set * per_set;
+      for (uint32_t i = first; i < first + per_set; ++i) {
+        local_set |= volume.bricks(static_cast<int>(i)).peer_uuid() == uuid_;
+      }
+      pb::VolumeSpec retired = volume;  // the old brick alone, to stop it if it is ours
+      retired.clear_bricks();
+      *retired.add_bricks() = r.old();
+      pb::ClusterState s = state;
+      asio::post(*workers_, [this, retired, volume, s, local_set] {
+        bricks_->stop(retired, uuid_);
+        if (volume.status() == pb::VOLUME_STARTED) bricks_->start(volume, uuid_);
+        shd_->reconcile(s, uuid_);
+        // The new brick starts empty: the servers of its set heal it in full.
+        if (local_set && volume.status() == pb::VOLUME_STARTED) {
+          asio::co_spawn(io_, heal_replaced(volume.name()), asio::detached);
+        }
+      });
+      notify_graph_changed(volume.name(), volume.version());
+      break;
+    }
     case pb::Command::kSetOptions:
     case pb::Command::kResetOptions: {
       const std::string& name =
@@ -755,6 +788,10 @@ asio::awaitable<pb::CliRsp> Mgmtd::cli(pb::CliReq req, bool trusted, bool local)
       co_return co_await volume_create(req.volume_create());
     case pb::CliReq::kVolumeStart:
       co_return co_await volume_start(req.volume_start());
+    case pb::CliReq::kVolumeAddBrick:
+      co_return co_await volume_add_brick(req.volume_add_brick());
+    case pb::CliReq::kVolumeReplaceBrick:
+      co_return co_await volume_replace_brick(req.volume_replace_brick());
     case pb::CliReq::kVolumeStop:
       co_return co_await volume_stop(req.volume_stop());
     case pb::CliReq::kVolumeDelete:
@@ -1076,22 +1113,10 @@ asio::awaitable<pb::CliRsp> Mgmtd::volume_create(pb::VolumeCreate req) {
   v.set_arbiter_count(arbiter);
   v.set_transport("tcp");
   for (int i = 0; i < req.bricks_size(); ++i) {
-    std::string host, path;
-    if (auto e = parse_brick(req.bricks(i), host, path); !e.empty()) co_return error_rsp(e);
-    const pb::PeerInfo* p = find_peer_by_name(s, host);
-    if (!p) {
-      auto blocking3 = run_blocking([host] { return resolve(host); });
-      auto addresses = co_await std::move(blocking3);
-      for (const auto& a : addresses) {
-        if ((p = find_peer_by_name(s, a))) break;
-      }
-    }
-    if (!p) co_return error_rsp("Host " + host + " is not in 'Peer in Cluster' state");
-    pb::BrickSpec* b = v.add_bricks();
-    b->set_host(host);
-    b->set_path(path);
-    b->set_peer_uuid(p->uuid());
-    b->set_arbiter(arbiter == 1 && (i % replica) == replica - 1);
+    BrickOrError b = co_await brick_of(s, req.bricks(i));
+    if (!b.error.empty()) co_return error_rsp(b.error);
+    b.brick.set_arbiter(arbiter == 1 && (i % replica) == replica - 1);
+    *v.add_bricks() = std::move(b.brick);
   }
   if (replica > 1 && !req.force()) {
     for (int set = 0; set < v.bricks_size(); set += static_cast<int>(replica)) {
@@ -1116,6 +1141,164 @@ asio::awaitable<pb::CliRsp> Mgmtd::volume_create(pb::VolumeCreate req) {
   std::string error = co_await propose(cmd);
   if (!error.empty()) co_return error_rsp(error);
   co_return pb::CliRsp();
+}
+
+asio::awaitable<Mgmtd::BrickOrError> Mgmtd::brick_of(pb::ClusterState s, std::string text) {
+  BrickOrError out;
+  std::string host, path;
+  if (auto e = parse_brick(text, host, path); !e.empty()) {
+    out.error = e;
+    co_return out;
+  }
+  const pb::PeerInfo* p = find_peer_by_name(s, host);
+  if (!p) {
+    auto blocking = run_blocking([host] { return resolve(host); });
+    auto addresses = co_await std::move(blocking);
+    for (const auto& a : addresses) {
+      if ((p = find_peer_by_name(s, a))) break;
+    }
+  }
+  if (!p) {
+    out.error = "Host " + host + " is not in 'Peer in Cluster' state";
+    co_return out;
+  }
+  out.brick.set_host(host);
+  out.brick.set_path(path);
+  out.brick.set_peer_uuid(p->uuid());
+  co_return out;
+}
+
+asio::awaitable<pb::CliRsp> Mgmtd::volume_add_brick(pb::VolumeAddBrick req) {
+  pb::ClusterState s = state();
+  const pb::VolumeSpec* v = find_volume(s, req.name());
+  if (!v) co_return error_rsp("Volume " + req.name() + " does not exist");
+  uint32_t replica = std::max<uint32_t>(1, v->replica_count());
+  if (req.replica_count() != 0 && std::max<uint32_t>(1, req.replica_count()) != replica) {
+    // Growing every set by a replica is GlusterFS's other add-brick; mortar adds whole sets.
+    co_return error_rsp("Changing the replica count of volume " + req.name() + " (" +
+                        std::to_string(replica) + ") is not supported; add whole replica sets of " +
+                        std::to_string(replica) + " bricks");
+  }
+  if (v->arbiter_count() > 0) {
+    co_return error_rsp("adding bricks to an arbiter volume is not supported yet");
+  }
+  if (req.bricks().empty()) co_return error_rsp("no bricks given");
+  if (req.bricks_size() % replica != 0) {
+    co_return error_rsp("Incorrect number of bricks supplied " + std::to_string(req.bricks_size()) +
+                        " with count " + std::to_string(replica));
+  }
+  pb::VolumeSpec added;  // the new bricks alone, for the checks
+  added.set_name(req.name());
+  for (const auto& text : req.bricks()) {
+    BrickOrError b = co_await brick_of(s, text);
+    if (!b.error.empty()) co_return error_rsp(b.error);
+    *added.add_bricks() = std::move(b.brick);
+  }
+  if (replica > 1 && !req.force()) {
+    for (int set = 0; set < added.bricks_size(); set += static_cast<int>(replica)) {
+      std::set<std::string> servers;
+      for (uint32_t j = 0; j < replica; ++j) {
+        if (!servers.insert(added.bricks(set + static_cast<int>(j)).peer_uuid()).second) {
+          co_return error_rsp(
+              "Multiple bricks of a replicate volume are present on the same server. This setup "
+              "is not optimal. Bricks should be on different nodes to have best fault tolerant "
+              "configuration. Use 'force' at the end of the command if you want to override "
+              "this behavior.");
+        }
+      }
+    }
+  }
+  pb::Command cmd;
+  auto* add = cmd.mutable_add_bricks();
+  add->set_name(req.name());
+  *add->mutable_bricks() = added.bricks();
+  if (v->status() == pb::VOLUME_STARTED) {
+    // Ports for the new bricks, chosen as a start would choose them for the grown volume.
+    pb::VolumeSpec grown = *v;
+    for (const auto& b : added.bricks()) *grown.add_bricks() = b;
+    std::vector<uint32_t> ports = assign_ports(s, grown);
+    for (size_t i = static_cast<size_t>(v->bricks_size()); i < ports.size(); ++i) {
+      add->add_ports(ports[i]);
+    }
+  }
+  pb::ClusterState trial = s;
+  if (auto e = apply_command(trial, cmd); !e.empty()) co_return error_rsp(e);
+  if (auto e = co_await check_bricks_everywhere(added, req.force()); !e.empty()) {
+    co_return error_rsp(e);
+  }
+  std::string error = co_await propose(cmd);
+  if (!error.empty()) co_return error_rsp(error);
+  co_return pb::CliRsp();
+}
+
+asio::awaitable<pb::CliRsp> Mgmtd::volume_replace_brick(pb::VolumeReplaceBrick req) {
+  pb::ClusterState s = state();
+  const pb::VolumeSpec* v = find_volume(s, req.name());
+  if (!v) co_return error_rsp("Volume " + req.name() + " does not exist");
+  BrickOrError old = co_await brick_of(s, req.old_brick());
+  if (!old.error.empty()) co_return error_rsp(old.error);
+  int index = -1;
+  for (int i = 0; i < v->bricks_size(); ++i) {
+    if (v->bricks(i).peer_uuid() == old.brick.peer_uuid() &&
+        v->bricks(i).path() == old.brick.path()) {
+      index = i;
+    }
+  }
+  if (index < 0) {
+    co_return error_rsp("brick: " + req.old_brick() + " does not exist in volume: " + req.name());
+  }
+  if (std::max<uint32_t>(1, v->replica_count()) < 2) {
+    // Nothing could heal the new brick: its data would be lost.
+    co_return error_rsp("replace-brick is for replicated volumes: volume " + req.name() +
+                        " keeps one copy of its data, which the new brick would not have");
+  }
+  BrickOrError fresh = co_await brick_of(s, req.new_brick());
+  if (!fresh.error.empty()) co_return error_rsp(fresh.error);
+  pb::Command cmd;
+  auto* r = cmd.mutable_replace_brick();
+  r->set_name(req.name());
+  r->set_index(static_cast<uint32_t>(index));
+  *r->mutable_old() = v->bricks(index);
+  *r->mutable_brick() = fresh.brick;
+  if (v->status() == pb::VOLUME_STARTED) {
+    pb::VolumeSpec changed = *v;
+    *changed.mutable_bricks(index) = fresh.brick;
+    changed.mutable_bricks(index)->set_port(0);
+    r->set_port(assign_ports(s, changed)[static_cast<size_t>(index)]);
+  }
+  pb::ClusterState trial = s;
+  if (auto e = apply_command(trial, cmd); !e.empty()) co_return error_rsp(e);
+  pb::VolumeSpec check;
+  check.set_name(req.name());
+  *check.add_bricks() = fresh.brick;
+  // "commit force" is the only form, and its force stands for the brick checks too.
+  if (auto e = co_await check_bricks_everywhere(check, true); !e.empty()) co_return error_rsp(e);
+  std::string error = co_await propose(cmd);
+  if (!error.empty()) co_return error_rsp(error);
+  pb::CliRsp rsp;
+  rsp.set_message("replace-brick commit force operation successful");
+  co_return rsp;
+}
+
+asio::awaitable<void> Mgmtd::heal_replaced(std::string volume) {
+  pb::VolumeHeal req;
+  req.set_name(volume);
+  req.set_op(pb::VolumeHeal::FULL);
+  asio::steady_timer timer(io_);
+  // The heal daemon restarts with the new graph first; give it a few tries.
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    pb::CliRsp rsp = co_await local_heal(req);
+    if (rsp.error().empty()) {
+      MLOG_INFO("volume {}: full heal started onto the replacing brick", volume);
+      co_return;
+    }
+    MLOG_INFO("volume {}: full heal after replace-brick not started yet: {}", volume, rsp.error());
+    timer.expires_after(1s);
+    co_await timer.async_wait(use_nothrow);
+  }
+  MLOG_WARN("volume {}: could not start the full heal onto the replacing brick; run "
+            "'volume heal {} full'",
+            volume, volume);
 }
 
 asio::awaitable<std::vector<pb::BrickStatus>> Mgmtd::brick_status(pb::VolumeSpec volume,

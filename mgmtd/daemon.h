@@ -108,6 +108,16 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
   pb::CliRsp peer_status(bool include_self);
   Task<pb::CliRsp> volume_create(pb::VolumeCreate req);
   Task<pb::CliRsp> volume_start(pb::VolumeName req);
+  Task<pb::CliRsp> volume_add_brick(pb::VolumeAddBrick req);
+  Task<pb::CliRsp> volume_replace_brick(pb::VolumeReplaceBrick req);
+  // "HOST:/PATH" as a brick of a server of `state`; "" in `error` when it is one.
+  struct BrickOrError {
+    pb::BrickSpec brick;
+    std::string error;
+  };
+  Task<BrickOrError> brick_of(pb::ClusterState state, std::string text);
+  // After a replace-brick: a full heal from this server's heal daemon onto the new brick.
+  Awaitable heal_replaced(std::string volume);
   Task<pb::CliRsp> volume_stop(pb::VolumeName req);
   Task<pb::CliRsp> volume_delete(pb::VolumeName req);
   Task<pb::CliRsp> volume_status(pb::VolumeName req);

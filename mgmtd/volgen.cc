@@ -128,6 +128,8 @@ Checked<pb::GetspecRsp> generate_client_graph(const pb::VolumeSpec& volume) {
     t.set_name(vol + "-dht");
     t.set_type(kDistributeType);
     for (const auto& s : sets) t.add_subvolumes(s);
+    // Every client must place names by the same map version; without one it splits evenly.
+    if (!volume.bucket_map().empty()) (*t.mutable_options())["bucket-map"] = volume.bucket_map();
   }
 
   auto mount = client_mount_options(volume);

@@ -4,7 +4,8 @@
 //
 //   <vol>-client-<i>     protocol/client, one per brick, in brick order
 //   <vol>-replicate-<k>  cluster/replicate over bricks k*R .. k*R+R-1   (replica count R > 1)
-//   <vol>-dht            cluster/distribute over the sets            (more than one set)
+//   <vol>-dht            cluster/distribute over the sets            (more than one set),
+//                        with option bucket-map: the volume's versioned bucket map
 //
 // Translators come children first; the last is the top (a lone set or brick is its own top).
 // Options the cluster/replicate translator must declare, as volgen writes them:

@@ -15,7 +15,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "tests/support/cluster.h"
@@ -727,6 +729,132 @@ TEST_F(HealCliTest, ArbiterKeepsNoDataAndHealsRight) {
   int err = 0;
   ASSERT_TRUE(read_file(m("d/new/g"), content, err)) << std::strerror(err);
   EXPECT_TRUE(content == pattern(200000, 200)) << content.size() << " bytes read";
+}
+
+// `volume replace-brick VOL OLD NEW commit force`: the old brick's daemon goes, the new brick
+// joins its set empty, and the servers heal it in full without being asked.
+TEST_F(HealCliTest, ReplaceBrickCommitForceHealsTheNewBrick) {
+  ASSERT_NO_FATAL_FAILURE(start_volume(2, {"replica", "2"}));
+  ASSERT_NO_FATAL_FAILURE(mount());
+  ASSERT_TRUE(fs::create_directory(m("uploads")));
+  for (int i = 0; i < 60; ++i) {
+    std::string name = (i % 2 ? "uploads/img" : "page") + std::to_string(i);
+    ASSERT_EQ(write_file(m(name), pattern(i % 6 == 5 ? 200000 + i : 500 + i, i)), 0) << name;
+  }
+  ASSERT_NO_FATAL_FAILURE(wait_heal_drained(2, 30s));
+  int old_pid = brick_pid(1);
+  ASSERT_GT(old_pid, 0);
+
+  std::string fresh_dir = dir_ / "b1-new";
+  std::string fresh = host(1) + ":" + fresh_dir;
+  CliResult r = cli({"volume", "replace-brick", "vol", brick(1), fresh, "commit", "force"});
+  ASSERT_EQ(r.status, 0) << show(r);
+  EXPECT_TRUE(contains(r.stdout_text, "volume replace-brick: success")) << show(r);
+  r = cli({"volume", "info", "vol"});
+  EXPECT_TRUE(contains(r.stdout_text, "Brick2: " + fresh)) << show(r);
+  EXPECT_FALSE(contains(r.stdout_text, brick(1) + "\n")) << show(r);
+  EXPECT_TRUE(eventually([&] { return !alive(old_pid); }, 15s)) << "the old brick still runs";
+
+  auto source = brick_tree(brick_dir(0));
+  ASSERT_EQ(source.size(), 61u);  // "uploads" and the 60 files
+  std::map<std::string, Node> healed;
+  EXPECT_TRUE(poll_until(
+      [&] {
+        healed = brick_tree(fresh_dir);
+        return healed == source;
+      },
+      60s))
+      << healed.size() << " of " << source.size() << " entries on the new brick\n"
+      << cli({"volume", "heal", "vol", "info"}).out;
+  ASSERT_NO_FATAL_FAILURE(wait_heal_drained(2, 30s));
+
+  // Writes reach the new brick from now on.
+  ASSERT_EQ(write_file(m("after"), "after the replacement"), 0);
+  EXPECT_TRUE(eventually([&] { return read_all(fresh_dir + "/after") == "after the replacement"; },
+                         10s));
+  // Refusals: a brick that is not the volume's, and a volume without replicas to heal from.
+  r = cli({"volume", "replace-brick", "vol", brick(1), host(1) + ":" + (dir_ / "b1-other"),
+           "commit", "force"});
+  EXPECT_NE(r.status, 0);
+  EXPECT_TRUE(contains(r.out, "does not exist in volume")) << show(r);
+}
+
+// `volume add-brick` on a mounted replica 2 volume: it becomes 2 x 2 online, with a new bucket
+// map version in its graph. Files written before stay readable (their buckets are moving, so
+// lookups ask the old and the new set), listings show each name once, and new files spread
+// over both sets, each held by both bricks of its set.
+TEST_F(HealCliTest, AddBrickGrowsAMountedVolumeOnline) {
+  ASSERT_NO_FATAL_FAILURE(start_volume(2, {"replica", "2"}));
+  ASSERT_NO_FATAL_FAILURE(mount());
+  ASSERT_TRUE(fs::create_directory(m("site")));
+  constexpr int kOld = 200;
+  for (int i = 0; i < kOld; ++i) {
+    ASSERT_EQ(write_file(m("site/old" + std::to_string(i)), pattern(300 + i, i)), 0) << i;
+  }
+  std::string c0 = dir_ / "c0", c1 = dir_ / "c1";
+  CliResult r = cli({"volume", "add-brick", "vol", host(0) + ":" + c0, host(1) + ":" + c1,
+                     "force"});
+  ASSERT_EQ(r.status, 0) << show(r);
+  EXPECT_TRUE(contains(r.stdout_text, "volume add-brick: success")) << show(r);
+  r = cli({"volume", "info", "vol"});
+  EXPECT_TRUE(contains(r.stdout_text, "Type: Distributed-Replicate")) << show(r);
+  EXPECT_TRUE(contains(r.stdout_text, "Number of Bricks: 2 x 2 = 4")) << show(r);
+  r = cli({"volume", "info", "vol", "--graph"});
+  EXPECT_TRUE(contains(r.stdout_text, "option bucket-map version=2;sets=2;")) << show(r);
+
+  // The mount switches to the new graph: new names start landing on the new set.
+  int made = 0;
+  auto on_new_set = [&] {
+    std::error_code ec;
+    if (!fs::exists(c0 + "/site", ec)) return size_t{0};
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(c0 + "/site", ec)) n += e.is_regular_file();
+    return n;
+  };
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::string name = "site/new" + std::to_string(made);
+        if (write_file(m(name), pattern(100 + made, 1000 + made)) == 0) ++made;
+        return on_new_set() > 0;
+      },
+      30s))
+      << "no new file reached the added bricks\n"
+      << read_all(fuse_log());
+  for (int i = 0; i < 100; ++i, ++made) {
+    std::string name = "site/new" + std::to_string(made);
+    ASSERT_EQ(write_file(m(name), pattern(100 + made, 1000 + made)), 0) << name;
+  }
+
+  // Every file reads back, old and new; the listing has each name once.
+  for (int i = 0; i < kOld; ++i) {
+    std::string content;
+    int err = 0;
+    ASSERT_TRUE(read_file(m("site/old" + std::to_string(i)), content, err)) << std::strerror(err);
+    EXPECT_TRUE(content == pattern(300 + i, i)) << "old" << i;
+  }
+  for (int i = 0; i < made; ++i) {
+    std::string content;
+    int err = 0;
+    ASSERT_TRUE(read_file(m("site/new" + std::to_string(i)), content, err)) << std::strerror(err);
+    EXPECT_TRUE(content == pattern(100 + i, 1000 + i)) << "new" << i;
+  }
+  std::multiset<std::string> listed;
+  for (const auto& e : fs::directory_iterator(m("site"))) listed.insert(e.path().filename());
+  EXPECT_EQ(listed.size(), static_cast<size_t>(kOld + made));
+  for (const auto& n : listed) EXPECT_EQ(listed.count(n), 1u) << n;
+
+  // Both sets hold a share of the new files, and the new set's bricks are replicas.
+  size_t on_new = on_new_set();
+  EXPECT_GT(on_new, static_cast<size_t>(made) / 5) << "of " << made;
+  EXPECT_LT(on_new, static_cast<size_t>(made)) << "of " << made;
+  ASSERT_NO_FATAL_FAILURE(wait_heal_drained(4, 30s));
+  EXPECT_EQ(brick_tree(c0), brick_tree(c1));
+
+  // The next change waits for this one's buckets to settle.
+  r = cli({"volume", "add-brick", "vol", host(0) + ":" + (dir_ / "d0"),
+           host(1) + ":" + (dir_ / "d1"), "force"});
+  EXPECT_NE(r.status, 0);
+  EXPECT_TRUE(contains(r.out, "buckets moving")) << show(r);
 }
 
 }  // namespace

@@ -150,6 +150,15 @@ INSTANTIATE_TEST_SUITE_P(
                  "volume_reset { name: 'v' key: 'a.b' }", "v"},
         Accepted{"volume reset v a.b force", Command::kVolumeReset,
                  "volume_reset { name: 'v' key: 'a.b' force: true }", "v"},
+        // add-brick, replace-brick
+        Accepted{"volume add-brick v h3:/b h4:/b", Command::kVolumeAddBrick,
+                 "volume_add_brick { name: 'v' bricks: 'h3:/b' bricks: 'h4:/b' }", "v"},
+        Accepted{"volume add-brick v replica 2 h3:/b h4:/b/ force", Command::kVolumeAddBrick,
+                 "volume_add_brick { name: 'v' replica_count: 2 bricks: 'h3:/b' bricks: 'h4:/b' "
+                 "force: true }",
+                 "v"},
+        Accepted{"volume replace-brick v h1:/b h5:/b commit force", Command::kVolumeReplaceBrick,
+                 "volume_replace_brick { name: 'v' old_brick: 'h1:/b' new_brick: 'h5:/b' }", "v"},
         // answered locally
         Accepted{"help", Command::kHelp, ""}, Accepted{"help all", Command::kHelp, ""},
         Accepted{"peer help", Command::kPeerHelp, ""},
@@ -310,7 +319,23 @@ INSTANTIATE_TEST_SUITE_P(
         Refused{"volume get v", kGetUsage}, Refused{"volume get v k more", kGetUsage},
         Refused{"volume reset", kResetUsage}, Refused{"volume reset v k more", kResetUsage},
         Refused{"volume reset v force force", kResetUsage},
-        Refused{"volume reset v k force more", kResetUsage}));
+        Refused{"volume reset v k force more", kResetUsage},
+        // add-brick, replace-brick
+        Refused{"volume add-brick v",
+                "Usage: volume add-brick <VOLNAME> [replica <COUNT>] <NEW-BRICK> ... [force]"},
+        Refused{"volume add-brick v force", "No bricks specified"},
+        Refused{"volume add-brick v replica 2 force", "No bricks specified"},
+        Refused{"volume add-brick v h3:b", "Wrong brick type: h3:b, use <HOSTNAME>:<export-dir-abs-path>"},
+        Refused{"volume add-brick v h3:/b h3:/b", "Found duplicate exports h3:/b"},
+        Refused{"volume replace-brick v h1:/b h5:/b start",
+                "replace-brick is only supported as 'commit force': volume replace-brick "
+                "<VOLNAME> <SOURCE-BRICK> <NEW-BRICK> {commit force}"},
+        Refused{"volume replace-brick v h1:/b h5:/b commit",
+                "replace-brick is only supported as 'commit force': volume replace-brick "
+                "<VOLNAME> <SOURCE-BRICK> <NEW-BRICK> {commit force}"},
+        Refused{"volume replace-brick v h1:/b commit force",
+                "replace-brick is only supported as 'commit force': volume replace-brick "
+                "<VOLNAME> <SOURCE-BRICK> <NEW-BRICK> {commit force}"}));
 
 TEST(Command, EmptySetValueIsRefused) {
   auto parsed = parse_command({"volume", "set", "v", "k", "   "});

@@ -193,6 +193,24 @@ TEST(Volgen, Graphs) {
   }
 }
 
+// The volume's bucket map travels in the graph, so every client places names alike.
+TEST(Volgen, BucketMapGoesToDistribute) {
+  pb::VolumeSpec v = make_volume(2, 0, 4);
+  v.set_bucket_map("version=3;sets=2;map=0-32767:0,32768-65535:1");
+  auto rsp = generate_client_graph(v);
+  ASSERT_TRUE(rsp) << rsp.error();
+  const auto& top = rsp->graph().translators(rsp->graph().translators_size() - 1);
+  ASSERT_EQ(top.type(), "cluster/distribute");
+  ASSERT_TRUE(top.options().contains("bucket-map"));
+  EXPECT_EQ(top.options().at("bucket-map"), v.bucket_map());
+  // The translator accepts it, and it survives the volfile round trip.
+  auto valid = xl::validate_graph(rsp->graph(), xl::Registry::builtin());
+  EXPECT_TRUE(valid) << valid.error();
+  auto parsed = xl::parse_volfile(xl::render_volfile(rsp->graph()));
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(parsed->graph, rsp->graph()));
+}
+
 TEST(Volgen, ReplicateOptionsFromEveryClusterKey) {
   pb::VolumeSpec v = make_volume(3, 1, 3);
   auto& o = *v.mutable_options();
