@@ -201,8 +201,9 @@ bool Replicate::is_up() const {
     if (!up_[i]) every = false;
   }
   // Right after start, wait a moment for every replica: the first operations would otherwise
-  // blame replicas that were merely still connecting, and queue needless heals.
-  return any && (every || Clock::now() - started_ > kConnectGrace);
+  // blame replicas that were merely still connecting, and queue needless heals. A replica lost
+  // after all were up once is a real outage, not a start: the others carry on at once.
+  return any && (every || all_seen_up_.load() || Clock::now() - started_ > kConnectGrace);
 }
 
 void Replicate::notify(Event event, Translator* from, const EventInfo& info) {
@@ -237,6 +238,7 @@ void Replicate::notify(Event event, Translator* from, const EventInfo& info) {
   }
   bool was_up = is_up();
   up_[child] = event == Event::kChildUp;
+  if (event == Event::kChildUp && up_children().size() == children().size()) all_seen_up_ = true;
   bool now_up = is_up();
   if (event == Event::kChildDown) {
     MLOG_INFO("{}: child {} ({}) is down", name(), child, from->name());

@@ -222,6 +222,7 @@ class Replicate : public Translator {
   HealStats stats_;
   std::atomic<bool> stopped_{false};
   std::chrono::steady_clock::time_point started_{};
+  std::atomic<bool> all_seen_up_{false};  // every child has been up at once since start()
 
   mutable std::mutex mu_;
   std::unordered_map<Gfid, std::shared_ptr<Inode>> inodes_;  // GUARDED_BY(mu_)
