@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
       MLOG_WARN("cannot read options file {}", options_file);
       return;
     }
-    std::vector<std::string> allow = auth_allow, reject = auth_reject;
+    std::vector<std::string> allow = auth_allow, reject = auth_reject, trusted;
     std::string line;
     while (std::getline(in, line)) {
       auto eq = line.find('=');
@@ -141,10 +141,18 @@ int main(int argc, char** argv) {
       std::string key = line.substr(0, eq), value = line.substr(eq + 1);
       if (key == "auth-allow") allow = {value};
       if (key == "auth-reject") reject = {value};
+      if (key == "auth-trusted") {
+        for (size_t start = 0; start < value.size();) {
+          size_t comma = value.find(',', start);
+          if (comma == std::string::npos) comma = value.size();
+          if (comma > start) trusted.push_back(value.substr(start, comma - start));
+          start = comma + 1;
+        }
+      }
     }
-    service.set_auth(allow, reject);
-    MLOG_INFO("options: auth-allow '{}' auth-reject '{}'", allow.empty() ? "" : allow[0],
-              reject.empty() ? "" : reject[0]);
+    service.set_auth(allow, reject, trusted);
+    MLOG_INFO("options: auth-allow '{}' auth-reject '{}' trusted servers {}",
+              allow.empty() ? "" : allow[0], reject.empty() ? "" : reject[0], trusted.size());
   };
   load_options();
   rpc::RpcServer::Options server_options;

@@ -2,6 +2,8 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <mutex>
@@ -197,10 +199,12 @@ Result<void> BrickService::apply_pre_op(
 
 BrickService::~BrickService() { pool_->join(); }
 
-void BrickService::set_auth(std::vector<std::string> allow, std::vector<std::string> reject) {
+void BrickService::set_auth(std::vector<std::string> allow, std::vector<std::string> reject,
+                            std::vector<std::string> trusted) {
   std::lock_guard lock(auth_mu_);
   options_.auth_allow = std::move(allow);
   options_.auth_reject = std::move(reject);
+  options_.auth_trusted = std::move(trusted);
 }
 
 uint64_t BrickService::call_count(uint32_t proc) const {
@@ -260,7 +264,9 @@ void BrickService::handshake(const rpc::ConnectionPtr& conn, const rpc::Frame& f
   {
     std::lock_guard lock(auth_mu_);
     // Local (Unix-socket) clients are processes of this server: always admitted.
+    const auto& trusted = options_.auth_trusted;
     admitted = conn->is_local() ||
+               std::find(trusted.begin(), trusted.end(), conn->peer_address()) != trusted.end() ||
                address_admitted(conn->peer_address(), options_.auth_allow, options_.auth_reject);
   }
   if (!admitted) {

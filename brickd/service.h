@@ -41,6 +41,10 @@ class BrickService : public rpc::ServiceHandler {
     // An arbiter brick keeps names, metadata and changelogs but no file data: writes,
     // truncates and allocations succeed without touching the file.
     bool arbiter = false;
+    // Exact addresses of the volume's servers: their heal daemons and management daemons are
+    // the volume's own clients, admitted whatever auth.allow / auth.reject say (an operator
+    // who allows only the web heads must not stop heal).
+    std::vector<std::string> auth_trusted;
   };
 
   BrickService(BrickFs& fs, Options options);
@@ -55,7 +59,8 @@ class BrickService : public rpc::ServiceHandler {
 
   uint64_t call_count(uint32_t proc) const;
   // Replaces auth.allow / auth.reject for connections that handshake from now on.
-  void set_auth(std::vector<std::string> allow, std::vector<std::string> reject);
+  void set_auth(std::vector<std::string> allow, std::vector<std::string> reject,
+                std::vector<std::string> trusted);
   LockTable& locks() { return locks_; }
 
  private:
@@ -78,7 +83,7 @@ class BrickService : public rpc::ServiceHandler {
 
   BrickFs& fs_;
   Options options_;
-  std::mutex auth_mu_;  // guards options_.auth_allow / auth_reject
+  std::mutex auth_mu_;  // guards options_.auth_allow / auth_reject / auth_trusted
   LockTable locks_;
   std::unique_ptr<boost::asio::thread_pool> pool_;
   std::atomic<bool> draining_{false};

@@ -1,6 +1,8 @@
 #include "mgmtd/bricks.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/statvfs.h>
@@ -11,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "common/log.h"
@@ -40,6 +43,28 @@ std::pair<std::string, std::string> mount_of(const std::string& path) {
   return {best_type, best_dev};
 }
 
+// The numeric addresses `host` resolves to (itself when it is one); none when it does not.
+std::vector<std::string> numeric_addresses(const std::string& host) {
+  std::string bare = host;
+  if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') {
+    bare = bare.substr(1, bare.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  std::vector<std::string> out;
+  if (::getaddrinfo(bare.c_str(), nullptr, &hints, &res) != 0) return out;
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    char text[INET6_ADDRSTRLEN] = {};
+    const void* where = ai->ai_family == AF_INET
+                            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr)
+                            : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr);
+    if (::inet_ntop(ai->ai_family, where, text, sizeof text)) out.emplace_back(text);
+  }
+  ::freeaddrinfo(res);
+  return out;
+}
+
 }  // namespace
 
 BrickSupervisor::BrickSupervisor(Options options) : options_(std::move(options)) {
@@ -60,11 +85,22 @@ std::string BrickSupervisor::base_name(const pb::VolumeSpec& volume,
 void BrickSupervisor::write_options(const pb::VolumeSpec& volume, const std::string& path) const {
   auto allow = effective_option(volume, "auth.allow");
   auto reject = effective_option(volume, "auth.reject");
+  // The servers of the volume's bricks run its heal daemons: trusted by address, so that
+  // auth.allow can name the web heads alone without stopping heal (GlusterFS trusts its own
+  // daemons likewise). Names resolve here; the brick compares numeric addresses.
+  std::set<std::string> trusted;
+  if (!options_.address.empty()) trusted.insert(options_.address);
+  for (const auto& b : volume.bricks()) {
+    for (const auto& a : numeric_addresses(b.host())) trusted.insert(a);
+  }
+  std::string trusted_list;
+  for (const auto& a : trusted) trusted_list += (trusted_list.empty() ? "" : ",") + a;
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp);
     out << "auth-allow=" << (allow ? *allow : "*") << "\n";
     out << "auth-reject=" << (reject ? *reject : "") << "\n";
+    out << "auth-trusted=" << trusted_list << "\n";
   }
   ::rename(tmp.c_str(), path.c_str());
 }

@@ -285,6 +285,9 @@ void Mgmtd::on_applied(const pb::Command& cmd, const pb::ClusterState& state) {
     case pb::Command::kAddBricks:
       reconcile_bricks();
       if (const auto* v = find_volume(state, cmd.add_bricks().name())) {
+        // The running bricks learn the new servers, whose heal daemons they must admit.
+        pb::VolumeSpec volume = *v;
+        asio::post(*workers_, [this, volume] { bricks_->reconfigure(volume, uuid_); });
         notify_graph_changed(v->name(), v->version());
       }
       break;
@@ -305,6 +308,7 @@ void Mgmtd::on_applied(const pb::Command& cmd, const pb::ClusterState& state) {
       pb::ClusterState s = state;
       asio::post(*workers_, [this, retired, volume, s, local_set] {
         bricks_->stop(retired, uuid_);
+        bricks_->reconfigure(volume, uuid_);  // a new server may host the new brick
         if (volume.status() == pb::VOLUME_STARTED) bricks_->start(volume, uuid_);
         shd_->reconcile(s, uuid_);
         // The new brick starts empty: the servers of its set heal it in full.

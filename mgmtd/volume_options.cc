@@ -134,7 +134,8 @@ std::vector<VolumeOption> build_registry() {
   // --- bricks ---
   r.push_back(Entry("auth.allow", kString, "*",
                     "Client addresses the bricks admit: comma-separated IP addresses or globs "
-                    "(192.168.50.*); * admits every address")
+                    "(192.168.50.*); * admits every address. The servers of the volume's bricks "
+                    "are always admitted: their heal daemons are the volume's own clients")
                   .syntax(normalise_address_list)
                   .brick("--auth-allow"));
   r.push_back(Entry("auth.reject", kString, "",

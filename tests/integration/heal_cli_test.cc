@@ -857,5 +857,33 @@ TEST_F(HealCliTest, AddBrickGrowsAMountedVolumeOnline) {
   EXPECT_TRUE(contains(r.out, "buckets moving")) << show(r);
 }
 
+// auth.allow naming only the web heads must not stop heal: the bricks admit their volume's
+// servers, whose heal daemons connect from the servers' addresses. The test's mount is the
+// web head: it connects from 127.0.0.1, the kernel's source address for loopback.
+TEST_F(HealCliTest, HealRunsWhenAuthAllowNamesOnlyTheWebHeads) {
+  ASSERT_NO_FATAL_FAILURE(start_volume(2, {"replica", "2"}, {{"auth.allow", "127.0.0.1"}}));
+  ASSERT_NO_FATAL_FAILURE(mount());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(write_file(m("before" + std::to_string(i)), pattern(1000 + i, i)), 0);
+  }
+  ASSERT_NO_FATAL_FAILURE(kill_brick(1));
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(write_file(m("during" + std::to_string(i)), pattern(2000 + i, 50 + i)), 0);
+  }
+  ASSERT_NO_FATAL_FAILURE(start_force({1}));
+  ASSERT_NO_FATAL_FAILURE(wait_heal_drained(2, 30s));
+  EXPECT_EQ(brick_tree(brick_dir(0)), brick_tree(brick_dir(1)));
+  EXPECT_EQ(brick_tree(brick_dir(1)).size(), 40u);
+  // The list in force is still the operator's alone.
+  std::string log = read_all(cluster_->server(0).brick_log_dir() + "/vol" +
+                             [&] {
+                               std::string p = brick_dir(0);
+                               std::replace(p.begin(), p.end(), '/', '-');
+                               return p;
+                             }() +
+                             ".log");
+  EXPECT_TRUE(contains(log, "auth-allow '127.0.0.1'")) << log;
+}
+
 }  // namespace
 }  // namespace mortar::test

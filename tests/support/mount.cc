@@ -9,7 +9,15 @@
 namespace mortar::test {
 
 bool is_mortar_mount(const std::string& path) {
-  std::string canonical = std::filesystem::weakly_canonical(path);
+  // A dead FUSE mount point cannot be stat()ed (ENOTCONN): resolve its parent instead, so a
+  // mount whose daemon died is still found, and unmounted.
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::string canonical = fs::weakly_canonical(path, ec);
+  if (ec) {
+    fs::path p(path);
+    canonical = (fs::weakly_canonical(p.parent_path(), ec) / p.filename()).string();
+  }
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
   while (std::getline(in, line)) {
