@@ -166,7 +166,12 @@ Checked<std::unique_ptr<Graph>> Graph::build(const pb::VolumeGraph& spec, const 
   return g;
 }
 
-Graph::~Graph() { stop(); }
+Graph::~Graph() {
+  stop();
+  // Parents before their children: a translator's destructor may wait for its background
+  // work (replication's delayed post-ops and unlocks), which still calls its children.
+  while (!translators_.empty()) translators_.pop_back();
+}
 
 Translator* Graph::find(const std::string& name) const {
   for (const auto& t : translators_) {

@@ -44,21 +44,29 @@ class DistributeTest : public ::testing::Test {
           std::vector<std::string>{}, "info"));
       ASSERT_TRUE(bricks_.back()->start());
     }
-    graph_ = start_graph(volfile(), io_.executor(), "dht-test");
+    ASSERT_NO_FATAL_FAILURE(use_graph(sets));
+  }
+
+  // A new graph over the first `sets` sets (the volume as it was, or grown), with `map` as
+  // its bucket-map option (none: even).
+  void use_graph(int sets, const std::string& map = "") {
+    graph_.reset();
+    graph_ = start_graph(volfile(sets, map), io_.executor(), "dht-test-" + std::to_string(++graphs_));
     ASSERT_TRUE(graph_);
     dht_ = dynamic_cast<Distribute*>(graph_->top());
     ASSERT_TRUE(dht_);
     ASSERT_TRUE(eventually([&] {
-      for (int s = 0; s < sets_; ++s) {
+      for (int s = 0; s < sets; ++s) {
         if (!dht_->set_up(s)) return false;
       }
       return true;
     }));
   }
 
-  std::string volfile() const {
+  std::string volfile(int sets, const std::string& map) const {
     std::ostringstream v;
-    for (size_t i = 0; i < bricks_.size(); ++i) {
+    // Only the bricks of the sets in the graph: a graph has one top, so no loose clients.
+    for (size_t i = 0; i < static_cast<size_t>(sets * replicas_); ++i) {
       v << "volume vol-client-" << i << "\n  type protocol/client\n"
         << "  option remote-host " << bricks_[i]->address() << "\n"
         << "  option remote-port " << bricks_[i]->port() << "\n"
@@ -67,11 +75,9 @@ class DistributeTest : public ::testing::Test {
     }
     std::vector<std::string> subvolumes;
     if (replicas_ == 1) {
-      for (size_t i = 0; i < bricks_.size(); ++i) {
-        subvolumes.push_back("vol-client-" + std::to_string(i));
-      }
+      for (int i = 0; i < sets; ++i) subvolumes.push_back("vol-client-" + std::to_string(i));
     } else {
-      for (int s = 0; s < sets_; ++s) {
+      for (int s = 0; s < sets; ++s) {
         std::string name = "vol-replicate-" + std::to_string(s);
         v << "volume " << name << "\n  type cluster/replicate\n  subvolumes";
         for (int r = 0; r < replicas_; ++r) v << " vol-client-" << s * replicas_ + r;
@@ -79,7 +85,9 @@ class DistributeTest : public ::testing::Test {
         subvolumes.push_back(name);
       }
     }
-    v << "volume vol-dht\n  type cluster/distribute\n  subvolumes";
+    v << "volume vol-dht\n  type cluster/distribute\n";
+    if (!map.empty()) v << "  option bucket-map " << map << "\n";
+    v << "  subvolumes";
     for (const auto& s : subvolumes) v << " " << s;
     v << "\nend-volume\n";
     return v.str();
@@ -235,7 +243,7 @@ class DistributeTest : public ::testing::Test {
   std::vector<std::unique_ptr<BrickDaemon>> bricks_;
   std::unique_ptr<xl::Graph> graph_;
   Distribute* dht_ = nullptr;
-  int sets_ = 0, replicas_ = 1;
+  int sets_ = 0, replicas_ = 1, graphs_ = 0;
 };
 
 // Files land on the set the bucket map names, once, and the sets share them about evenly.
@@ -626,6 +634,66 @@ TEST_F(DistributeTest, ASetEntirelyDownFailsOnlyItsOwnNames) {
   ASSERT_TRUE(bricks_[3]->start());
   ASSERT_TRUE(eventually([&] { return dht().set_up(1); }, 10s));
   for (const auto& n : on[1]) EXPECT_EQ(get(dir, n).value_or("?"), n) << n;
+}
+
+// A volume grown from one set to two: the buckets given to the new set are moving. Names made
+// before stay reachable and listed once (directories too, though the new set lacks them until
+// a lookup repairs it), a new name never shadows an old one on the previous owner, and new
+// files go to the new owner.
+TEST_F(DistributeTest, GrownVolumeKeepsOldNamesVisibleAndUnshadowed) {
+  start(2);
+  ASSERT_NO_FATAL_FAILURE(use_graph(1));
+  Gfid root = Gfid::root();
+  std::set<std::string> made;
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(mkdir(root, "d" + std::to_string(i)));
+    put(root, "f" + std::to_string(i), "file " + std::to_string(i));
+    made.insert("d" + std::to_string(i));
+    made.insert("f" + std::to_string(i));
+  }
+  auto grown = xl::dht::rebalanced(xl::dht::even_map(1), 2);
+  ASSERT_TRUE(grown) << grown.error();
+  ASSERT_NO_FATAL_FAILURE(use_graph(2, xl::dht::encode(*grown)));
+  ASSERT_EQ(dht().map().version, 2u);
+
+  // Listed once each, before any lookup has repaired a directory onto the new set.
+  auto names = list(root, 4096, true);
+  ASSERT_TRUE(names) << names.error().message();
+  std::multiset<std::string> listed(names->begin(), names->end());
+  EXPECT_EQ(std::set<std::string>(names->begin(), names->end()), made);
+  EXPECT_EQ(listed.size(), made.size());
+
+  // Names of moving buckets: found on the old owner, and not to be made again on the new one.
+  int moved_files = 0, moved_dirs = 0;
+  for (int i = 0; i < 40; ++i) {
+    std::string f = "f" + std::to_string(i), d = "d" + std::to_string(i);
+    if (dht().owner_of(root, f) == 1) {
+      ++moved_files;
+      auto r = mkdir(root, f);
+      ASSERT_FALSE(r) << f << " shadowed by a directory";
+      EXPECT_EQ(r.error().value, EEXIST) << f;
+    }
+    if (dht().owner_of(root, d) == 1) {
+      ++moved_dirs;
+      auto r = mkdir(root, d);
+      ASSERT_FALSE(r) << d << " made twice";
+      EXPECT_EQ(r.error().value, EEXIST) << d;
+    }
+    EXPECT_EQ(get(root, f).value_or("?"), "file " + std::to_string(i)) << f;
+    auto a = lookup(root, d);
+    ASSERT_TRUE(a) << d << ": " << a.error().message();
+  }
+  EXPECT_GT(moved_files, 0);
+  EXPECT_GT(moved_dirs, 0);
+  // The lookups brought every directory to the new set, with its GFID.
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_TRUE(fs::is_directory(set_dir(1) + "/d" + std::to_string(i))) << i;
+  }
+  // New names go to their owner, the new set included.
+  std::string fresh = name_on(root, 1, "new");
+  put(root, fresh, "new");
+  EXPECT_TRUE(fs::exists(set_dir(1) + "/" + fresh));
+  EXPECT_FALSE(fs::exists(set_dir(0) + "/" + fresh));
 }
 
 }  // namespace

@@ -827,12 +827,26 @@ Task<Created> Distribute::create(OpContext ctx, pb::CreateReq req) {
   co_return Created{std::move(attr), std::move(*fd)};
 }
 
+asio::awaitable<Result<void>> Distribute::absent_from_previous_owner(OpContext ctx, Gfid parent,
+                                                                     std::string name) {
+  std::optional<uint32_t> previous = map_.previous_owner(bucket_of(parent, name));
+  if (!previous) co_return ok();
+  int p = static_cast<int>(*previous);
+  if (!up_[p]) co_return fail(ENOTCONN);  // the name may be there: nothing can be decided
+  Result<pb::Iatt> there = co_await child(p)->lookup(ctx, parent, name);
+  if (there) co_return fail(EEXIST);
+  if (there.error().value != ENOENT) co_return fail(there.error());
+  co_return ok();
+}
+
 Task<pb::Iatt> Distribute::mkdir(OpContext ctx, pb::MkdirReq req) {
   if (misconfigured_) co_return fail(EIO);
   Gfid parent = Gfid::from_bytes(req.parent()).value_or(Gfid());
   int owner = static_cast<int>(owner_of(parent, req.name()));
   // The owner decides between racing mkdirs of one name; the others follow with its GFID.
   if (!up_[owner]) co_return fail(ENOTCONN);
+  Result<void> free_name = co_await absent_from_previous_owner(ctx, parent, req.name());
+  if (!free_name) co_return fail(free_name.error());
   Result<pb::Iatt> made = co_await child(owner)->mkdir(ctx, req);
   if (!made) co_return made;
   Gfid g = gfid_of(*made);
@@ -869,6 +883,8 @@ Task<pb::Iatt> Distribute::link(OpContext ctx, pb::LinkReq req) {
   int data = *w;
   int owner = static_cast<int>(owner_of(parent, entry));
   if (!up_[data] || !up_[owner]) co_return fail(ENOTCONN);
+  Result<void> free_name = co_await absent_from_previous_owner(ctx, parent, entry);
+  if (!free_name) co_return fail(free_name.error());
   // The new name is a hard link on the data's set, and a link entry on its owner if that is
   // another set: every name of an inode lives where its data is.
   Result<pb::Iatt> linked = co_await child(data)->link(ctx, req);
@@ -1342,13 +1358,15 @@ bool Distribute::keep(const DirCtx& dc, const Gfid& dir, int set, const pb::Dire
   bool directory = e.type() == DT_DIR || (e.has_attr() && is_dir(e.attr()));
   if (!directory) return true;
   // A directory is on every set: one lister per name, its owner when that set takes part.
+  // While its bucket moves, the previous owner: a set added since the directory was made
+  // holds it only once a lookup has repaired it there.
   uint32_t bucket = bucket_of(dir, n);
   uint32_t owner = map_.owner_of(bucket);
   int lister = dc.dots;
-  if (dc.listing[owner]) {
-    lister = static_cast<int>(owner);
-  } else if (auto previous = map_.previous_owner(bucket); previous && dc.listing[*previous]) {
+  if (auto previous = map_.previous_owner(bucket); previous && dc.listing[*previous]) {
     lister = static_cast<int>(*previous);
+  } else if (dc.listing[owner]) {
+    lister = static_cast<int>(owner);
   }
   return set == lister;
 }

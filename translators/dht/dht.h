@@ -162,6 +162,10 @@ class Distribute : public Translator {
   // The links found on one set by check_empty, or ENOTEMPTY.
   boost::asio::awaitable<Result<std::vector<pb::Dirent>>> only_links_on(OpContext ctx, int set,
                                                                         Gfid dir);
+  // While the name's bucket moves, the previous owner may still hold it: EEXIST then (ENOTCONN
+  // when that set is down), so a new name never shadows an old one.
+  boost::asio::awaitable<Result<void>> absent_from_previous_owner(OpContext ctx, Gfid parent,
+                                                                  std::string name);
   // A new non-directory name on its owner (mknod, symlink): EEXIST from a stale link entry is
   // cleared once.
   template <class MakeCall>
