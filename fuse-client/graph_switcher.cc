@@ -4,6 +4,7 @@
 
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "common/log.h"
 #include "common/rpc/asio.h"
@@ -27,8 +28,7 @@ GraphPtr GraphKeeper::adopt(std::unique_ptr<xl::Graph> graph, std::string label)
     ++shared_->live;
   }
   auto shared = shared_;
-  auto executor = executor_;
-  return GraphPtr(graph.release(), [shared, executor, label](xl::Graph* raw) {
+  return GraphPtr(graph.release(), [shared, label](xl::Graph* raw) {
     std::unique_ptr<xl::Graph> owned(raw);
     if (!shared->executor_running) {
       owned.reset();  // stops it
@@ -36,12 +36,14 @@ GraphPtr GraphKeeper::adopt(std::unique_ptr<xl::Graph> graph, std::string label)
       return;
     }
     // The last owner may be a request finishing inside the graph's own call chain, or a
-    // release callback: free it from a fresh handler instead.
-    asio::post(executor, [shared, label, owned = std::move(owned)]() mutable {
+    // release callback; and freeing waits for the translators' background work (replication's
+    // delayed post-ops and unlocks), which runs on the I/O threads: free it on a thread of its
+    // own, never on theirs (a mount stopped answering for seconds after a graph switch).
+    std::thread([shared, label, owned = std::move(owned)]() mutable {
       owned->stop();
       owned.reset();
       shared->freed_one(label);
-    });
+    }).detach();
   });
 }
 
