@@ -317,6 +317,34 @@ Checked<ParsedCommand> parse_replace_brick(const std::vector<std::string>& w) {
   return p;
 }
 
+// cli_cmd_volume_defrag_parse: `volume rebalance VOL {fix-layout start | start [force] | stop |
+// status}`.
+Checked<ParsedCommand> parse_rebalance(const std::vector<std::string>& w) {
+  ParsedCommand p;
+  p.command = Command::kVolumeRebalance;
+  if (w.size() < 4 || w.size() > 5) return usage(p.command);
+  p.volume = w[2];
+  if (auto ok = check_volume_name(p.volume); !ok) return std::unexpected(ok.error());
+  auto* req = p.request.mutable_volume_rebalance();
+  req->set_name(p.volume);
+  std::vector<std::string> rest(w.begin() + 3, w.end());
+  if (rest == std::vector<std::string>{"start"}) {
+    req->set_action(pb::VolumeRebalance::START);
+  } else if (rest == std::vector<std::string>{"start", "force"}) {
+    req->set_action(pb::VolumeRebalance::START);
+    req->set_force(true);
+  } else if (rest == std::vector<std::string>{"stop"}) {
+    req->set_action(pb::VolumeRebalance::STOP);
+  } else if (rest == std::vector<std::string>{"status"}) {
+    req->set_action(pb::VolumeRebalance::STATUS);
+  } else if (rest == std::vector<std::string>{"fix-layout", "start"}) {
+    req->set_action(pb::VolumeRebalance::FIX_LAYOUT_START);
+  } else {
+    return usage(p.command);
+  }
+  return p;
+}
+
 // `volume start|stop NAME [force]`, `volume delete NAME`.
 Checked<ParsedCommand> parse_lifecycle(Command command, const std::vector<std::string>& w) {
   ParsedCommand p;
@@ -558,6 +586,7 @@ Checked<ParsedCommand> parse_volume(const std::vector<std::string>& w) {
   if (verb == "heal") return parse_heal(w);
   if (verb == "add-brick") return parse_add_brick(w);
   if (verb == "replace-brick") return parse_replace_brick(w);
+  if (verb == "rebalance") return parse_rebalance(w);
   return invalid("unrecognized word: " + verb + " (position 1). See 'mortar volume help'.");
 }
 
@@ -587,6 +616,9 @@ const std::vector<CommandSpec>& command_table() {
       {Command::kVolumeAddBrick,
        "volume add-brick <VOLNAME> [replica <COUNT>] <NEW-BRICK> ... [force]",
        "add brick to volume <VOLNAME>"},
+      {Command::kVolumeRebalance,
+       "volume rebalance <VOLNAME> {{fix-layout start} | {start [force]|stop|status}}",
+       "rebalance operations"},
       {Command::kVolumeReplaceBrick,
        "volume replace-brick <VOLNAME> <SOURCE-BRICK> <NEW-BRICK> {commit force}",
        "replace-brick operations"},

@@ -61,6 +61,7 @@ enum class Command {
   kVolumeHeal,
   kVolumeAddBrick,
   kVolumeReplaceBrick,
+  kVolumeRebalance,
 };
 
 struct ParsedCommand {

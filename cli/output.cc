@@ -141,6 +141,8 @@ std::string label(const ParsedCommand& cmd) {
       return "volume add-brick";
     case Command::kVolumeReplaceBrick:
       return "volume replace-brick";
+    case Command::kVolumeRebalance:
+      return "volume rebalance: " + cmd.volume;
     default:
       return "help";
   }
@@ -215,6 +217,12 @@ std::string format_json(const ParsedCommand& cmd, const pb::CliRsp& rsp) {
       return json_list("volumes", rsp.volumes());
     case Command::kVolumeStatus:
       return json_list("status", rsp.status());
+    case Command::kVolumeRebalance:
+      if (cmd.request.volume_rebalance().action() == pb::VolumeRebalance::STATUS ||
+          cmd.request.volume_rebalance().action() == pb::VolumeRebalance::STOP) {
+        return json_list("rebalance", rsp.rebalance());
+      }
+      return json_string(false, rsp.message());
     case Command::kVolumeGet:
     case Command::kVolumeSetHelp:
       return json_list("options", rsp.options());
@@ -270,6 +278,53 @@ std::string human_size(uint64_t n) {
   if (n >= kMB) return sprintf_string("%.1fMB", d / kMB);
   if (n >= kKB) return sprintf_string("%.1fKB", d / kKB);
   return std::to_string(n) + "Bytes";
+}
+
+std::string hms(double seconds) {
+  auto total = static_cast<uint64_t>(seconds);
+  return sprintf_string("%llu:%02llu:%02llu", static_cast<unsigned long long>(total / 3600),
+                        static_cast<unsigned long long>(total / 60 % 60),
+                        static_cast<unsigned long long>(total % 60));
+}
+
+std::string rebalance_state_word(pb::RebalanceStatus::State state) {
+  switch (state) {
+    case pb::RebalanceStatus::IN_PROGRESS:
+      return "in progress";
+    case pb::RebalanceStatus::STOPPED:
+      return "stopped";
+    case pb::RebalanceStatus::COMPLETED:
+      return "completed";
+    case pb::RebalanceStatus::FAILED:
+      return "failed";
+    default:
+      return "not started";
+  }
+}
+
+// gluster's table (cli-rpc-ops.c, "%40s %16s %13s %13s %13s %13s %20s %18s").
+std::string format_rebalance_status(const pb::CliRsp& rsp) {
+  std::string out = sprintf_string("%40s %16s %13s %13s %13s %13s %20s %18s\n", "Node",
+                                   "Rebalanced-files", "size", "scanned", "failures", "skipped",
+                                   "status", "run time in h:m:s");
+  out += sprintf_string("%40s %16s %13s %13s %13s %13s %20s %18s\n", "---------", "-----------",
+                        "-----------", "-----------", "-----------", "-----------",
+                        "------------", "--------------");
+  double eta = 0;
+  for (const auto& st : rsp.rebalance()) {
+    out += sprintf_string("%40s %16llu %13s %13llu %13llu %13llu %20s %18s\n", st.node().c_str(),
+                          static_cast<unsigned long long>(st.moved()),
+                          human_size(st.bytes()).c_str(),
+                          static_cast<unsigned long long>(st.scanned()),
+                          static_cast<unsigned long long>(st.failed()),
+                          static_cast<unsigned long long>(st.skipped()),
+                          rebalance_state_word(st.state()).c_str(), hms(st.run_seconds()).c_str());
+    if (st.state() == pb::RebalanceStatus::IN_PROGRESS) eta = std::max(eta, st.eta_seconds());
+  }
+  if (eta > 0) {
+    out += "Estimated time left for rebalance to complete : " + sprintf_string("%14s", hms(eta).c_str()) + "\n";
+  }
+  return out;
 }
 
 std::string to_json(const google::protobuf::Message& message) {
@@ -617,6 +672,24 @@ Output format_response(const ParsedCommand& cmd, const pb::CliRsp& rsp, bool jso
                                      : rsp.message()) +
               "\n";
       break;
+    case Command::kVolumeRebalance: {
+      auto action = cmd.request.volume_rebalance().action();
+      if (action == pb::VolumeRebalance::START || action == pb::VolumeRebalance::FIX_LAYOUT_START) {
+        o.out = "volume rebalance: " + cmd.volume + ": success: " + rsp.message() + "\n";
+      } else {
+        o.out = format_rebalance_status(rsp);
+        if (action == pb::VolumeRebalance::STOP) {
+          o.out += "volume rebalance: " + cmd.volume +
+                   ": success: rebalance process may be in the middle of a file migration.\n"
+                   "The process will be fully stopped once the migration of the file is "
+                   "complete.\nPlease check rebalance process for completion before doing any "
+                   "further brick related tasks on the volume.\n";
+        } else {
+          o.out += "volume rebalance: " + cmd.volume + ": success\n";
+        }
+      }
+      break;
+    }
     case Command::kVolumeHeal:
       o.out = format_heal(cmd.request.volume_heal(), rsp);
       // Like glfsheal: a resolution that failed for some file fails the command.

@@ -430,8 +430,23 @@ FuseBridge::Awaitable FuseBridge::read(fuse_req_t req, GraphPtr graph, xl::FdPtr
 
 FuseBridge::Awaitable FuseBridge::write(fuse_req_t req, GraphPtr graph, xl::FdPtr fd, Buffer data,
                                         off_t offset) {
+  Buffer again = data;  // shares the bytes
+  Gfid gfid = fd->gfid();
+  uint32_t flags = fd->flags() & ~static_cast<uint32_t>(O_CREAT | O_EXCL | O_TRUNC);
   Result<pb::WriteRsp> r = co_await graph->top()->write(
       context(req), std::move(fd), static_cast<uint64_t>(offset), std::move(data));
+  GraphPtr now = this->graph();
+  if (!r && r.error().value == ESTALE && now && now != graph) {
+    // A file opened before a graph switch that rebalance has since moved to a set its old
+    // graph does not know (the volume grew): write through the current graph. Each such write
+    // opens it there again; files opened after the switch follow moves by themselves.
+    Result<xl::FdPtr> reopened = co_await now->top()->open(context(req), gfid, flags);
+    if (reopened) {
+      r = co_await now->top()->write(context(req), *reopened, static_cast<uint64_t>(offset),
+                                     std::move(again));
+      co_await now->top()->release(*reopened);
+    }
+  }
   if (!r) co_return reply_err(req, r.error());
   fuse_reply_write(req, r->written());
 }

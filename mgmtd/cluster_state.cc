@@ -135,6 +135,21 @@ std::string apply_add_bricks(pb::ClusterState& state, const pb::AddBricks& c) {
   return "";
 }
 
+std::string apply_settle(pb::ClusterState& state, const pb::SettleBuckets& c) {
+  pb::VolumeSpec* v = find_volume(state, c.name());
+  if (!v) return "Volume " + c.name() + " does not exist";
+  auto map = xl::dht::decode(v->bucket_map());
+  if (!map) return "volume " + c.name() + ": " + map.error();
+  if (map->version != c.map_version()) {
+    return "volume " + c.name() + ": the bucket map is at version " +
+           std::to_string(map->version) + ", not " + std::to_string(c.map_version());
+  }
+  if (map->moving.empty()) return "volume " + c.name() + ": no bucket is moving";
+  v->set_bucket_map(xl::dht::encode(xl::dht::trimmed(xl::dht::settled(*map))));
+  v->set_version(v->version() + 1);
+  return "";
+}
+
 std::string apply_replace_brick(pb::ClusterState& state, const pb::ReplaceBrick& c) {
   pb::VolumeSpec* v = find_volume(state, c.name());
   if (!v) return "Volume " + c.name() + " does not exist";
@@ -252,6 +267,9 @@ std::string apply_command(pb::ClusterState& state, const pb::Command& cmd) {
       break;
     case pb::Command::kReplaceBrick:
       error = apply_replace_brick(next, cmd.replace_brick());
+      break;
+    case pb::Command::kSettleBuckets:
+      error = apply_settle(next, cmd.settle_buckets());
       break;
     case pb::Command::OP_NOT_SET:
       error = "empty command";

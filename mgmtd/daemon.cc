@@ -24,6 +24,7 @@
 #include "mgmtd/volgen.h"
 #include "mgmtd/volume_options.h"
 #include "proto/shd.pb.h"
+#include "translators/dht/bucket_map.h"
 #include "translators/volfile.h"
 
 namespace mortar::mgmtd {
@@ -280,6 +281,12 @@ void Mgmtd::on_applied(const pb::Command& cmd, const pb::ClusterState& state) {
       if (auto* v = find_volume(state, cmd.has_start_volume() ? cmd.start_volume().name()
                                                               : cmd.stop_volume().name())) {
         notify_graph_changed(v->name(), v->version());
+      }
+      break;
+    case pb::Command::kSettleBuckets:
+      if (const auto* v = find_volume(state, cmd.settle_buckets().name())) {
+        notify_graph_changed(v->name(), v->version());
+        reconcile_shd();
       }
       break;
     case pb::Command::kAddBricks:
@@ -796,6 +803,8 @@ asio::awaitable<pb::CliRsp> Mgmtd::cli(pb::CliReq req, bool trusted, bool local)
       co_return co_await volume_add_brick(req.volume_add_brick());
     case pb::CliReq::kVolumeReplaceBrick:
       co_return co_await volume_replace_brick(req.volume_replace_brick());
+    case pb::CliReq::kVolumeRebalance:
+      co_return co_await volume_rebalance(req.volume_rebalance());
     case pb::CliReq::kVolumeStop:
       co_return co_await volume_stop(req.volume_stop());
     case pb::CliReq::kVolumeDelete:
@@ -1284,6 +1293,108 @@ asio::awaitable<pb::CliRsp> Mgmtd::volume_replace_brick(pb::VolumeReplaceBrick r
   co_return rsp;
 }
 
+asio::awaitable<pb::CliRsp> Mgmtd::volume_rebalance(pb::VolumeRebalance req) {
+  pb::ClusterState s = state();
+  const pb::VolumeSpec* v = find_volume(s, req.name());
+  if (!v) co_return error_rsp("Volume " + req.name() + " does not exist");
+  uint32_t per_set = std::max<uint32_t>(1, v->replica_count());
+  if (static_cast<uint32_t>(v->bricks_size()) <= per_set) {
+    co_return error_rsp("Volume " + req.name() +
+                        " is not a distribute volume or contains only 1 brick.\nNot performing "
+                        "rebalance");
+  }
+  if (v->status() != pb::VOLUME_STARTED) {
+    co_return error_rsp("Volume " + req.name() + " needs to be started to perform rebalance");
+  }
+  if (per_set < 2) {
+    // The mover keeps client writes out with replication's locks; plain bricks have none.
+    co_return error_rsp("rebalance of distribute-only volumes is not supported yet");
+  }
+  if (req.action() == pb::VolumeRebalance::FIX_LAYOUT_START) {
+    pb::CliRsp rsp;
+    rsp.set_message("fix-layout has nothing to do: every client already places names by the "
+                    "volume's bucket map (published by add-brick); 'rebalance " + req.name() +
+                    " start' moves the existing files");
+    co_return rsp;
+  }
+  pb::VolumeHeal h;
+  h.set_name(req.name());
+  h.set_op(req.action() == pb::VolumeRebalance::START  ? pb::VolumeHeal::REBALANCE_START
+           : req.action() == pb::VolumeRebalance::STOP ? pb::VolumeHeal::REBALANCE_STOP
+                                                       : pb::VolumeHeal::REBALANCE_STATUS);
+  pb::CliRsp rsp = co_await volume_heal(h, false);
+  if (!rsp.error().empty()) co_return rsp;
+  if (req.action() == pb::VolumeRebalance::START) {
+    rsp.set_message("Rebalance on " + req.name() +
+                    " has been started successfully. Use rebalance status command to check "
+                    "status of the rebalance process.\nID: " + Gfid::random().str());
+    asio::co_spawn(io_, settle_when_done(req.name()), asio::detached);
+  } else if (req.action() == pb::VolumeRebalance::STATUS) {
+    co_await settle_if_done(req.name(), rsp);
+    // Settling changes the graph, and the heal daemons restart with it, forgetting their
+    // counters: after that, the record of the finished run answers.
+    bool none = std::all_of(rsp.rebalance().begin(), rsp.rebalance().end(),
+                            [](const pb::RebalanceStatus& st) {
+                              return st.state() == pb::RebalanceStatus::NOT_STARTED;
+                            });
+    std::lock_guard lock(mu_);
+    auto it = last_rebalance_.find(req.name());
+    if (none && it != last_rebalance_.end()) *rsp.mutable_rebalance() = it->second.rebalance();
+  }
+  co_return rsp;
+}
+
+asio::awaitable<void> Mgmtd::settle_when_done(std::string volume) {
+  asio::steady_timer timer(io_);
+  pb::VolumeHeal h;
+  h.set_name(volume);
+  h.set_op(pb::VolumeHeal::REBALANCE_STATUS);
+  for (;;) {
+    timer.expires_after(500ms);
+    co_await timer.async_wait(use_nothrow);
+    if (stopping_) co_return;
+    pb::CliRsp rsp = co_await volume_heal(h, false);
+    if (!rsp.error().empty()) co_return;
+    bool running = std::any_of(rsp.rebalance().begin(), rsp.rebalance().end(),
+                               [](const pb::RebalanceStatus& st) {
+                                 return st.state() == pb::RebalanceStatus::IN_PROGRESS;
+                               });
+    if (running) continue;
+    co_await settle_if_done(volume, rsp);
+    co_return;
+  }
+}
+
+asio::awaitable<void> Mgmtd::settle_if_done(std::string volume, pb::CliRsp statuses) {
+  pb::ClusterState s = state();
+  const pb::VolumeSpec* v = find_volume(s, volume);
+  if (!v || v->bucket_map().empty()) co_return;
+  auto map = xl::dht::decode(v->bucket_map());
+  if (!map || map->moving.empty()) co_return;
+  // Every server with bricks must have finished this map's buckets without a failure.
+  std::set<std::string> servers;
+  for (const auto& b : v->bricks()) servers.insert(b.peer_uuid());
+  if (static_cast<size_t>(statuses.rebalance_size()) < servers.size()) co_return;
+  for (const auto& st : statuses.rebalance()) {
+    if (st.state() != pb::RebalanceStatus::COMPLETED || st.failed() > 0 ||
+        st.map_version() != map->version) {
+      co_return;
+    }
+  }
+  pb::Command cmd;
+  cmd.mutable_settle_buckets()->set_name(volume);
+  cmd.mutable_settle_buckets()->set_map_version(map->version);
+  std::string error = co_await propose(cmd);
+  if (error.empty()) {
+    MLOG_INFO("volume {}: rebalance of bucket map version {} done; its buckets are settled",
+              volume, map->version);
+    std::lock_guard lock(mu_);
+    last_rebalance_[volume] = std::move(statuses);
+  } else {
+    MLOG_WARN("volume {}: cannot settle the moved buckets: {}", volume, error);
+  }
+}
+
 asio::awaitable<void> Mgmtd::heal_replaced(std::string volume) {
   pb::VolumeHeal req;
   req.set_name(volume);
@@ -1424,7 +1535,10 @@ asio::awaitable<pb::CliRsp> Mgmtd::volume_heal(pb::VolumeHeal req, bool forwarde
   // statistics (rates, counters) add up over them. Everything else needs one daemon's
   // answer: the first that gives one.
   bool everywhere = req.op() == pb::VolumeHeal::INDEX || req.op() == pb::VolumeHeal::STATISTICS ||
-                    req.op() == pb::VolumeHeal::INFO_SUMMARY;
+                    req.op() == pb::VolumeHeal::INFO_SUMMARY ||
+                    req.op() == pb::VolumeHeal::REBALANCE_START ||
+                    req.op() == pb::VolumeHeal::REBALANCE_STOP ||
+                    req.op() == pb::VolumeHeal::REBALANCE_STATUS;
   std::optional<pb::CliRsp> first_success;
   std::string errors;
   for (const auto& uuid : servers) {
@@ -1439,12 +1553,18 @@ asio::awaitable<pb::CliRsp> Mgmtd::volume_heal(pb::VolumeHeal req, bool forwarde
         first_success = rsp;
       } else {
         add_heal_stats(*first_success->mutable_heal()->mutable_stats(), rsp.heal().stats());
+        for (const auto& st : rsp.rebalance()) *first_success->add_rebalance() = st;
       }
       if (!everywhere) break;
     } else if (errors.empty()) {
       errors = rsp.error();
     }
   }
+  bool rebalance = req.op() == pb::VolumeHeal::REBALANCE_START ||
+                   req.op() == pb::VolumeHeal::REBALANCE_STOP ||
+                   req.op() == pb::VolumeHeal::REBALANCE_STATUS;
+  // Every server does a share of rebalance: one that cannot is a failure of the whole.
+  if (rebalance && !errors.empty()) co_return error_rsp(errors);
   if (first_success) co_return *first_success;
   co_return error_rsp(errors.empty() ? "no server with bricks of " + req.name() + " answers"
                                      : errors);
@@ -1500,6 +1620,45 @@ asio::awaitable<pb::CliRsp> Mgmtd::local_heal(pb::VolumeHeal req) {
       h.set_full(req.op() == pb::VolumeHeal::FULL);
       Result<pb::ShdHealRsp> rsp = co_await call_client<pb::ShdHealRsp>(client, pb::SHD_HEAL, h);
       failure = rsp ? rsp->error() : rsp.error().message();
+      break;
+    }
+    case pb::VolumeHeal::REBALANCE_START:
+    case pb::VolumeHeal::REBALANCE_STOP:
+    case pb::VolumeHeal::REBALANCE_STATUS: {
+      pb::ShdRebalanceReq h;
+      h.set_volume(req.name());
+      h.set_action(req.op() == pb::VolumeHeal::REBALANCE_START  ? pb::ShdRebalanceReq::START
+                   : req.op() == pb::VolumeHeal::REBALANCE_STOP ? pb::ShdRebalanceReq::STOP
+                                                                : pb::ShdRebalanceReq::STATUS);
+      // This server moves the buckets of the sets whose first brick it holds.
+      pb::ClusterState now = state();
+      if (const pb::VolumeSpec* v = find_volume(now, req.name())) {
+        uint32_t per_set = std::max<uint32_t>(1, v->replica_count());
+        for (int i = 0; i < v->bricks_size(); i += static_cast<int>(per_set)) {
+          if (v->bricks(i).peer_uuid() == uuid_) h.add_sets(static_cast<uint32_t>(i) / per_set);
+        }
+        if (auto map = xl::dht::decode(v->bucket_map())) h.set_map_version(map->version);
+      }
+      Result<pb::ShdRebalanceRsp> rsp =
+          co_await call_client<pb::ShdRebalanceRsp>(client, pb::SHD_REBALANCE, h);
+      // Just after add-brick the daemon may still run the old graph: it is being restarted
+      // with the new one.
+      for (int i = 0; i < 30 && (!rsp || rsp->stale_graph()); ++i) {
+        client->stop();
+        asio::steady_timer wait(io_, 500ms);
+        co_await wait.async_wait(use_nothrow);
+        client = std::make_shared<rpc::RpcClient>(io_.get_executor(), o);
+        client->start();
+        bool again = co_await client->wait_up(2s);
+        if (!again) continue;
+        rsp = co_await call_client<pb::ShdRebalanceRsp>(client, pb::SHD_REBALANCE, h);
+      }
+      failure = rsp ? rsp->error() : rsp.error().message();
+      if (rsp) {
+        pb::RebalanceStatus* st = out.add_rebalance();
+        *st = rsp->status();
+        st->set_node(advertise_);
+      }
       break;
     }
     case pb::VolumeHeal::SPLIT_BRAIN: {

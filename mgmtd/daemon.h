@@ -116,6 +116,13 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
     std::string error;
   };
   Task<BrickOrError> brick_of(pb::ClusterState state, std::string text);
+  Task<pb::CliRsp> volume_rebalance(pb::VolumeRebalance req);
+  // After `rebalance start`: waits until no server is moving buckets, then settles them if all
+  // finished without a failure.
+  Awaitable settle_when_done(std::string volume);
+  // Proposes SettleBuckets when `statuses` (one per server) say every server completed the
+  // current map's buckets.
+  Awaitable settle_if_done(std::string volume, pb::CliRsp statuses);
   // After a replace-brick: a full heal from this server's heal daemon onto the new brick.
   Awaitable heal_replaced(std::string volume);
   Task<pb::CliRsp> volume_stop(pb::VolumeName req);
@@ -179,6 +186,9 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
       subscribers_;                 // GUARDED_BY(mu_)
   bool reconcile_pending_ = false;  // GUARDED_BY(mu_)
   bool stopping_ = false;
+  // The last rebalance that settled, per volume (this server led it): its heal daemons
+  // restarted with the settled graph and no longer know it.
+  std::map<std::string, pb::CliRsp> last_rebalance_;  // GUARDED_BY(mu_)
   std::chrono::steady_clock::time_point started_at_;
 };
 

@@ -81,6 +81,15 @@ class ControlService : public rpc::ServiceHandler {
         conn->reply(xid, rsp);
         co_return;
       }
+      case pb::SHD_REBALANCE: {
+        pb::ShdRebalanceReq req;
+        if (!req.ParseFromString(frame.message)) co_return conn->reply_error(xid, Errno(EPROTO));
+        pb::ShdRebalanceRsp rsp;
+        auto* v = find(req.volume(), rsp);
+        if (v) rsp = v->rebalance(req);
+        conn->reply(xid, rsp);
+        co_return;
+      }
       default:
         conn->reply_error(xid, Errno(ENOSYS));
     }

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "translators/afr/afr.h"
+#include "translators/dht/dht.h"
 #include "translators/fanout.h"
 
 namespace mortar::shd {
@@ -481,6 +482,127 @@ asio::awaitable<pb::ShdResolveRsp> VolumeHealer::resolve(pb::ShdResolveReq req) 
     }
   }
   co_return rsp;
+}
+
+// ---- rebalance ----
+
+pb::ShdRebalanceRsp VolumeHealer::rebalance(pb::ShdRebalanceReq req) {
+  pb::ShdRebalanceRsp rsp;
+  Rebalance& r = reb_;
+  if (!r.dht) r.dht = dynamic_cast<xl::dht::Distribute*>(graph_->top());
+  if (!r.dht || r.dht->map().version < req.map_version()) {
+    rsp.set_stale_graph(true);
+    rsp.set_error("the heal daemon's graph of " + volume_ + " is older than bucket map version " +
+                  std::to_string(req.map_version()));
+    return rsp;
+  }
+  if (req.action() == pb::ShdRebalanceReq::STOP) {
+    if (r.state == pb::RebalanceStatus::IN_PROGRESS) r.stop_wanted = true;
+  } else if (req.action() == pb::ShdRebalanceReq::START &&
+             r.state != pb::RebalanceStatus::IN_PROGRESS && !stopping_) {
+    std::vector<uint32_t> sets(req.sets().begin(), req.sets().end());
+    const xl::dht::BucketMap& map = r.dht->map();
+    bool resume = r.map_version == map.version && r.sets == sets &&
+                  r.state == pb::RebalanceStatus::STOPPED;
+    if (!resume) {
+      // From the start: a new map, or a run that ended (a second run re-checks every bucket,
+      // cheaply: moved names are no longer on the old owner).
+      r.map_version = map.version;
+      r.sets = sets;
+      r.buckets.clear();
+      for (const auto& [bucket, from] : map.moving) {
+        if (std::find(sets.begin(), sets.end(), from) != sets.end()) r.buckets.push_back(bucket);
+      }
+      r.next = r.done = 0;
+      r.scanned = r.moved = r.failed = r.skipped = r.bytes = 0;
+      r.seconds_before = 0;
+    }
+    r.error.clear();
+    r.stop_wanted = false;
+    r.state = pb::RebalanceStatus::IN_PROGRESS;
+    r.started = std::chrono::steady_clock::now();
+    MLOG_INFO("{}: rebalance {} over {} buckets of map version {} (cursor {})", volume_,
+              resume ? "resumes" : "starts", r.buckets.size(), r.map_version, r.next);
+    ++running_;
+    asio::co_spawn(executor_, rebalance_run(), [this](std::exception_ptr e) {
+      --running_;
+      if (e) {
+        MLOG_ERROR("{}: rebalance stopped by an exception", volume_);
+        reb_.state = pb::RebalanceStatus::FAILED;
+      }
+    });
+  }
+  *rsp.mutable_status() = rebalance_status();
+  return rsp;
+}
+
+asio::awaitable<void> VolumeHealer::rebalance_run() {
+  Rebalance& r = reb_;
+  // Directories first: the moved names' parents must exist on their new sets.
+  Result<uint64_t> dirs = co_await r.dht->repair_directories();
+  if (!dirs) {
+    r.error = "walking the directories: " + dirs.error().message();
+    MLOG_WARN("{}: rebalance: {}", volume_, r.error);
+    r.failed += 1;
+  } else {
+    constexpr int kWorkers = 16;  // buckets in flight: listing one costs a round trip or two
+    for (int i = 0; i < kWorkers; ++i) {
+      ++r.workers;
+      asio::co_spawn(executor_, rebalance_worker(), [this](std::exception_ptr) { --reb_.workers; });
+    }
+    while (r.workers > 0) co_await sleep_for(10ms);
+  }
+  r.seconds_before += std::chrono::duration<double>(std::chrono::steady_clock::now() - r.started)
+                          .count();
+  if (!dirs || r.failed > 0) {
+    r.state = pb::RebalanceStatus::FAILED;
+  } else if (r.next < r.buckets.size()) {
+    r.state = pb::RebalanceStatus::STOPPED;
+  } else {
+    r.state = pb::RebalanceStatus::COMPLETED;
+  }
+  MLOG_INFO("{}: rebalance {}: {} of {} buckets, {} moved, {} failed, {} skipped, {} bytes",
+            volume_, pb::RebalanceStatus::State_Name(r.state), r.done, r.buckets.size(), r.moved,
+            r.failed, r.skipped, r.bytes);
+}
+
+asio::awaitable<void> VolumeHealer::rebalance_worker() {
+  Rebalance& r = reb_;
+  while (!r.stop_wanted && !stopping_ && r.next < r.buckets.size()) {
+    uint32_t bucket = r.buckets[r.next++];
+    xl::dht::MoveStats st = co_await r.dht->move_bucket(bucket);
+    r.scanned += st.scanned;
+    r.moved += st.moved;
+    r.failed += st.failed;
+    r.skipped += st.skipped;
+    r.bytes += st.bytes;
+    ++r.done;
+  }
+}
+
+pb::RebalanceStatus VolumeHealer::rebalance_status() const {
+  const Rebalance& r = reb_;
+  pb::RebalanceStatus st;
+  st.set_state(r.state);
+  st.set_moved(r.moved);
+  st.set_bytes(r.bytes);
+  st.set_scanned(r.scanned);
+  st.set_failed(r.failed);
+  st.set_skipped(r.skipped);
+  double seconds = r.seconds_before;
+  if (r.state == pb::RebalanceStatus::IN_PROGRESS) {
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - r.started).count();
+    if (r.done > 0) {
+      st.set_eta_seconds(seconds / static_cast<double>(r.done) *
+                         static_cast<double>(r.buckets.size() - r.done));
+    }
+  }
+  st.set_run_seconds(seconds);
+  st.set_buckets_total(static_cast<uint32_t>(r.buckets.size()));
+  st.set_buckets_done(static_cast<uint32_t>(r.done));
+  st.set_map_version(r.map_version);
+  st.set_error(r.error);
+  return st;
 }
 
 }  // namespace mortar::shd

@@ -26,6 +26,9 @@
 namespace mortar::xl::afr {
 class Replicate;
 }
+namespace mortar::xl::dht {
+class Distribute;
+}
 
 namespace mortar::shd {
 
@@ -58,6 +61,10 @@ class VolumeHealer {
   boost::asio::awaitable<pb::ShdInfoRsp> info(pb::ShdInfoReq::Mode mode, size_t max_entries);
   boost::asio::awaitable<pb::ShdResolveRsp> resolve(pb::ShdResolveReq req);
   pb::ShdStats stats() const;
+  // This server's share of rebalance: the moving buckets whose old owner is one of `sets`.
+  // Start (or resume from the bucket cursor after a stop, while the map is the same), stop
+  // after the buckets in hand, or report.
+  pb::ShdRebalanceRsp rebalance(pb::ShdRebalanceReq req);
   // Crawls running or wanted; for tests and shutdown.
   bool idle() const;
 
@@ -85,6 +92,9 @@ class VolumeHealer {
   // The set and GFID a CLI "FILE" names ("/dir/file" or "gfid:UUID").
   boost::asio::awaitable<Result<std::pair<size_t, Gfid>>> find_file(std::string file);
   void sample_rate();
+  boost::asio::awaitable<void> rebalance_run();
+  boost::asio::awaitable<void> rebalance_worker();
+  pb::RebalanceStatus rebalance_status() const;
 
   std::string volume_;
   std::unique_ptr<xl::Graph> graph_;
@@ -99,6 +109,22 @@ class VolumeHealer {
   int64_t last_crawl_start_ = 0, last_crawl_end_ = 0;
   std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> healed_samples_;
   uint64_t pending_ = 0;
+
+  struct Rebalance {
+    xl::dht::Distribute* dht = nullptr;  // the graph's top; null when the volume has one set
+    pb::RebalanceStatus::State state = pb::RebalanceStatus::NOT_STARTED;
+    uint64_t map_version = 0;
+    std::vector<uint32_t> sets;
+    std::vector<uint32_t> buckets;  // this server's moving buckets
+    size_t next = 0;                // the cursor: every bucket before it is handed out
+    size_t done = 0;
+    int workers = 0;
+    bool stop_wanted = false;
+    uint64_t scanned = 0, moved = 0, failed = 0, skipped = 0, bytes = 0;
+    std::chrono::steady_clock::time_point started{};
+    double seconds_before = 0;  // run time of earlier runs of this map version
+    std::string error;
+  } reb_;
 };
 
 }  // namespace mortar::shd

@@ -7,10 +7,12 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "tests/support/brick.h"
 #include "tests/support/replica_tree.h"
@@ -694,6 +696,147 @@ TEST_F(DistributeTest, GrownVolumeKeepsOldNamesVisibleAndUnshadowed) {
   put(root, fresh, "new");
   EXPECT_TRUE(fs::exists(set_dir(1) + "/" + fresh));
   EXPECT_FALSE(fs::exists(set_dir(0) + "/" + fresh));
+}
+
+// Rebalance's mover after a 1 -> 2 set growth, over replica sets: every file, symlink and link
+// entry of a moving bucket goes to its new owner with its bytes, GFID and attributes; hard
+// links stay; a writer holding a file open while it moves loses no byte (its next write finds
+// the old copy marked and follows the file); a second pass moves nothing again.
+TEST_F(DistributeTest, MoverMovesMovingBucketsAndOpenWritersFollow) {
+  start(2, 2);
+  ASSERT_NO_FATAL_FAILURE(use_graph(1));
+  Gfid root = Gfid::root();
+  auto sub = mkdir(root, "sub");
+  ASSERT_TRUE(sub);
+  Gfid subdir = gfid_of(*sub);
+  std::map<std::pair<Gfid, std::string>, std::string> content;
+  for (int i = 0; i < 60; ++i) {
+    std::string n = "page" + std::to_string(i);
+    content[{root, n}] = pattern(100 + 37 * i, i);
+    put(root, n, content[{root, n}]);
+  }
+  for (int i = 0; i < 40; ++i) {
+    std::string n = "img" + std::to_string(i);
+    content[{subdir, n}] = pattern(1000 + i, 100 + i);
+    put(subdir, n, content[{subdir, n}]);
+  }
+  content[{root, "big"}] = pattern(3 << 20, 7);
+  put(root, "big", content[{root, "big"}]);
+  pb::SymlinkReq sl;
+  sl.set_parent(std::string(root.bytes()));
+  sl.set_name("current");
+  sl.set_gfid(std::string(Gfid::random().bytes()));
+  sl.set_target("sub/img1");
+  ASSERT_TRUE(run(dht().symlink(ctx(), sl)));
+  auto page0 = lookup(root, "page0");
+  ASSERT_TRUE(page0);
+  ASSERT_TRUE(link(gfid_of(*page0), subdir, "page0-again"));
+
+  ASSERT_NO_FATAL_FAILURE(use_graph(2, xl::dht::encode(*xl::dht::rebalanced(xl::dht::even_map(1), 2))));
+  // A file made before the growth whose bucket now moves, held open by a writer.
+  std::string old_hot;
+  for (const auto& [key, data] : content) {
+    if (key.first == root && dht().owner_of(root, key.second) == 1 && key.second != "page0") {
+      old_hot = key.second;
+      break;
+    }
+  }
+  ASSERT_FALSE(old_hot.empty());
+  auto oh = lookup(root, old_hot);
+  ASSERT_TRUE(oh);
+  auto writer_fd = run(dht().open(ctx(), gfid_of(*oh), O_RDWR));
+  ASSERT_TRUE(writer_fd);
+  std::string& expected_hot = content[{root, old_hot}];
+  ASSERT_TRUE(run(dht().write(ctx(), *writer_fd, expected_hot.size(), Buffer::copy_of("before;"))));
+  expected_hot += "before;";
+
+  ASSERT_TRUE(run(dht().repair_directories()));
+  EXPECT_TRUE(fs::is_directory(brick_dir(2) + "/sub"));
+  EXPECT_TRUE(fs::is_directory(brick_dir(3) + "/sub"));
+
+  // The buckets holding the test's names (moving every bucket would only add empty listings).
+  std::set<uint32_t> buckets;
+  size_t expect_moved = 0, expect_skipped = 0, expect_bytes = 0;
+  for (const auto& [key, data] : content) {
+    uint32_t b = xl::dht::bucket_of(key.first, key.second);
+    if (!dht().map().previous_owner(b)) continue;
+    buckets.insert(b);
+    if (key.second == "page0") {
+      ++expect_skipped;  // hard-linked
+    } else {
+      ++expect_moved;
+      expect_bytes += data.size();
+    }
+  }
+  for (auto [parent, n] : std::vector<std::pair<Gfid, std::string>>{{root, "current"},
+                                                                    {subdir, "page0-again"}}) {
+    uint32_t b = xl::dht::bucket_of(parent, n);
+    if (!dht().map().previous_owner(b)) continue;
+    buckets.insert(b);
+    if (n == "current") {
+      ++expect_moved;
+    } else {
+      ++expect_skipped;
+    }
+  }
+  ASSERT_GT(expect_moved, 20u);
+
+  // Move them while another client writes to an open file that is among them.
+  std::atomic<bool> stop{false};
+  std::atomic<int> appended{0};
+  std::string appended_bytes;
+  std::thread writer([&] {
+    while (!stop) {
+      std::string piece = "w" + std::to_string(appended.load()) + ";";
+      auto w = run(dht().write(ctx(), *writer_fd, expected_hot.size() + appended_bytes.size(),
+                               Buffer::copy_of(piece)));
+      if (!w) {
+        ADD_FAILURE() << "write while moving: " << w.error().message();
+        break;
+      }
+      appended_bytes += piece;
+      ++appended;
+    }
+  });
+  xl::dht::MoveStats total;
+  for (uint32_t b : buckets) total += run(dht().move_bucket(b));
+  stop = true;
+  writer.join();
+  expected_hot += appended_bytes;
+  ASSERT_TRUE(run(dht().write(ctx(), *writer_fd, expected_hot.size(), Buffer::copy_of("after"))));
+  expected_hot += "after";
+  run(dht().release(*writer_fd));
+  EXPECT_GT(appended.load(), 0);
+  EXPECT_EQ(total.failed, 0u);
+  EXPECT_EQ(total.moved, expect_moved);
+  EXPECT_EQ(total.skipped, expect_skipped);
+  EXPECT_EQ(total.scanned, expect_moved + expect_skipped);
+  EXPECT_GE(total.bytes, expect_bytes);
+
+  // Every name reads back whole; moved files live on both bricks of the new set only.
+  for (const auto& [key, data] : content) {
+    auto got = get(key.first, key.second);
+    ASSERT_TRUE(got) << key.second << ": " << got.error().message();
+    EXPECT_TRUE(*got == data) << key.second << ": " << got->size() << " bytes, expected "
+                              << data.size();
+  }
+  std::string rel_hot = "/" + old_hot;
+  for (int b : {2, 3}) EXPECT_TRUE(fs::exists(brick_dir(b) + rel_hot)) << b;
+  for (int b : {0, 1}) EXPECT_FALSE(fs::exists(brick_dir(b) + rel_hot)) << b;
+  auto link_target = run(dht().readlink(ctx(), gfid_of(*lookup(root, "current"))));
+  ASSERT_TRUE(link_target);
+  EXPECT_EQ(*link_target, "sub/img1");
+  auto listed = list(root);
+  ASSERT_TRUE(listed);
+  std::multiset<std::string> names(listed->begin(), listed->end());
+  for (const auto& n : names) EXPECT_EQ(names.count(n), 1u) << n;
+
+  // A second pass finds only what stays.
+  xl::dht::MoveStats again;
+  for (uint32_t b : buckets) again += run(dht().move_bucket(b));
+  EXPECT_EQ(again.moved, 0u);
+  EXPECT_EQ(again.failed, 0u);
+  EXPECT_EQ(again.scanned, expect_skipped);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -883,6 +884,109 @@ TEST_F(HealCliTest, HealRunsWhenAuthAllowNamesOnlyTheWebHeads) {
                              }() +
                              ".log");
   EXPECT_TRUE(contains(log, "auth-allow '127.0.0.1'")) << log;
+}
+
+// add-brick, then `volume rebalance VOL start` while a client keeps appending to an open file
+// and reading others: every old file whose bucket moved lands on the new set, nothing is lost
+// or changed, the writer's bytes are all there, and once every server is done the buckets
+// settle (the graph's map has none moving) and status says completed.
+TEST_F(HealCliTest, RebalanceMovesExistingFilesWhileAWriterWrites) {
+  ASSERT_NO_FATAL_FAILURE(start_volume(2, {"replica", "2"}));
+  ASSERT_NO_FATAL_FAILURE(mount());
+  ASSERT_TRUE(fs::create_directories(m("site/deep")));
+  constexpr int kOld = 300;
+  auto old_name = [](int i) { return (i % 3 ? "site/old" : "site/deep/old") + std::to_string(i); };
+  for (int i = 0; i < kOld; ++i) {
+    ASSERT_EQ(write_file(m(old_name(i)), pattern(200 + 13 * i, i)), 0) << i;
+  }
+  ASSERT_EQ(write_file(m("site/big"), pattern(4 << 20, 4)), 0);
+  std::string c0 = dir_ / "c0", c1 = dir_ / "c1";
+  CliResult r = cli({"volume", "add-brick", "vol", host(0) + ":" + c0, host(1) + ":" + c1,
+                     "force"});
+  ASSERT_EQ(r.status, 0) << show(r);
+  r = cli({"volume", "rebalance", "vol", "fix-layout", "start"});
+  EXPECT_EQ(r.status, 0) << show(r);
+
+  // A writer appending through one descriptor, opened before the move (it follows the file).
+  std::atomic<bool> stop{false};
+  std::string written, writer_error;
+  std::thread writer([&] {
+    int fd = ::open(m("site/log").c_str(), O_CREAT | O_WRONLY | O_APPEND, 0644);
+    if (fd < 0) {
+      writer_error = std::strerror(errno);
+      return;
+    }
+    for (int k = 0; !stop; ++k) {
+      std::string line = "line " + std::to_string(k) + "\n";
+      if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+        writer_error = std::strerror(errno);
+        break;
+      }
+      written += line;
+      std::this_thread::sleep_for(2ms);
+    }
+    ::close(fd);
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join{stop, writer};
+  std::this_thread::sleep_for(300ms);
+
+  r = cli({"volume", "rebalance", "vol", "start"});
+  ASSERT_EQ(r.status, 0) << show(r);
+  EXPECT_TRUE(contains(r.stdout_text, "volume rebalance: vol: success: Rebalance on vol has been "
+                                      "started successfully"))
+      << show(r);
+  std::string status;
+  EXPECT_TRUE(poll_until(
+      [&] {
+        CliResult g = cli({"volume", "info", "vol", "--graph"});
+        status = show(cli({"volume", "rebalance", "vol", "status"}));
+        return g.status == 0 && contains(g.stdout_text, "option bucket-map version=3;") &&
+               !contains(g.stdout_text, "moving=");
+      },
+      90s))
+      << "the moved buckets did not settle\n"
+      << status;
+  stop = true;
+  writer.join();
+  EXPECT_EQ(writer_error, "");
+  EXPECT_TRUE(contains(status, "completed")) << status;
+  EXPECT_TRUE(contains(status, "volume rebalance: vol: success")) << status;
+
+  // Nothing lost or changed; the new set holds its share of the old files.
+  for (int i = 0; i < kOld; ++i) {
+    std::string content;
+    int err = 0;
+    ASSERT_TRUE(read_file(m(old_name(i)), content, err)) << old_name(i) << ": " << std::strerror(err);
+    EXPECT_TRUE(content == pattern(200 + 13 * i, i)) << old_name(i);
+  }
+  std::string content;
+  int err = 0;
+  ASSERT_TRUE(read_file(m("site/big"), content, err)) << std::strerror(err);
+  EXPECT_TRUE(content == pattern(4 << 20, 4));
+  ASSERT_TRUE(read_file(m("site/log"), content, err)) << std::strerror(err);
+  EXPECT_EQ(content.size(), written.size());
+  EXPECT_TRUE(content == written) << "the appending writer lost bytes";
+  size_t on_new = 0, on_old = 0;
+  for (const auto& [path, node] : brick_tree(c0)) on_new += node.type == 'f';
+  for (const auto& [path, node] : brick_tree(brick_dir(0))) on_old += node.type == 'f';
+  EXPECT_GT(on_new, static_cast<size_t>(kOld) / 3) << "old set holds " << on_old;
+  EXPECT_GT(on_old, static_cast<size_t>(kOld) / 3) << "new set holds " << on_new;
+  EXPECT_EQ(on_new + on_old, static_cast<size_t>(kOld + 2)) << "a file on both sets, or none";
+  EXPECT_EQ(brick_tree(c0), brick_tree(c1));
+  ASSERT_NO_FATAL_FAILURE(wait_heal_drained(4, 30s));
+  EXPECT_EQ(brick_tree(brick_dir(0)), brick_tree(brick_dir(1)));
+
+  // Settled, the volume can grow again.
+  r = cli({"volume", "add-brick", "vol", host(0) + ":" + (dir_ / "d0"),
+           host(1) + ":" + (dir_ / "d1"), "force"});
+  EXPECT_EQ(r.status, 0) << show(r);
 }
 
 }  // namespace

@@ -395,6 +395,51 @@ asio::awaitable<void> Replicate::unlock_children(Gfid gfid, LockKind kind,
   (void)done;
 }
 
+Task<void> Replicate::lock_data(Gfid gfid) {
+  std::vector<int> up = up_children();
+  if (up.empty()) co_return fail(ENOTCONN);
+  std::vector<int> locked;
+  Result<void> r = co_await lock_children(gfid, kDataLock, up, locked, mover_owner());
+  if (!r) co_return fail(r.error());
+  if (locked.size() < up.size()) {
+    // A replica that did not lock could take a client's write meanwhile.
+    co_await unlock_children(gfid, kDataLock, locked, mover_owner());
+    co_return fail(EAGAIN);
+  }
+  co_return ok();
+}
+
+asio::awaitable<void> Replicate::unlock_data(Gfid gfid) {
+  std::vector<int> all_children;
+  for (size_t i = 0; i < children().size(); ++i) all_children.push_back(static_cast<int>(i));
+  co_await unlock_children(gfid, kDataLock, all_children, mover_owner());
+}
+
+Task<pb::BucketListRsp> Replicate::list_bucket(OpContext ctx, pb::BucketListReq req) {
+  std::vector<int> up = up_children();
+  if (up.empty()) co_return fail(ENOTCONN);
+  std::map<std::pair<std::string, std::string>, pb::BucketEntry> merged;
+  for (int c : up) {
+    pb::BucketListReq page_req;
+    page_req.set_bucket(req.bucket());
+    page_req.set_max(10000);
+    for (;;) {
+      Result<pb::BucketListRsp> page = co_await children()[c]->list_bucket(ctx, page_req);
+      if (!page) co_return fail(page.error());
+      for (auto& e : *page->mutable_entries()) {
+        auto key = std::make_pair(e.parent(), e.name());
+        merged.emplace(std::move(key), std::move(e));
+      }
+      if (page->eof() || page->entries().empty()) break;
+      page_req.set_cursor(page->cursor());
+    }
+  }
+  pb::BucketListRsp rsp;
+  for (auto& [key, e] : merged) *rsp.add_entries() = std::move(e);
+  rsp.set_eof(true);
+  co_return rsp;
+}
+
 asio::awaitable<Result<Replicate::Held>> Replicate::acquire(std::shared_ptr<Inode> ino, Gfid gfid,
                                                            LockKind kind, OpContext ctx) {
   size_t n = children().size();

@@ -103,6 +103,15 @@ class Replicate : public Translator {
                            uint64_t length) override;
   Task<pb::LkRsp> lk(OpContext ctx, FdPtr fd, pb::LkReq req) override;
   Task<pb::LookupRsp> lookup_raw(OpContext ctx, pb::LookupReq req) override;
+  // The union of every up replica's entries of the bucket, whole in one answer (a bucket holds
+  // about 1/65536 of the volume's names), so a name one replica lacks is not missed.
+  Task<pb::BucketListRsp> list_bucket(OpContext ctx, pb::BucketListReq req) override;
+
+  // For rebalance moving a file to another set: takes the file's data lock on the up replicas,
+  // so client writes wait (a client holding it eagerly is asked to give it back), and gives it
+  // back. Not for use inside this translator's own transactions.
+  Task<void> lock_data(Gfid gfid);
+  boost::asio::awaitable<void> unlock_data(Gfid gfid);
 
   // Heals one inode (all kinds it needs), taking the locks heal needs, then the inodes its
   // entry heal created on sinks (and, for a full heal, everything below it). The outcome is the
@@ -155,6 +164,7 @@ class Replicate : public Translator {
   boost::asio::awaitable<void> unlock_children(Gfid gfid, LockKind kind, std::vector<int> children,
                                                uint64_t owner);
   uint64_t heal_owner() const { return owner_ ^ 2; }
+  uint64_t mover_owner() const { return owner_ ^ 4; }
   // Blames `failed` on `succeeded` for `kind` of `gfid` (pending marks), before acknowledging.
   boost::asio::awaitable<void> blame(Gfid gfid, Kind kind, std::vector<int> succeeded,
                                      std::vector<int> failed);

@@ -13,6 +13,7 @@
 #include <deque>
 
 #include "common/log.h"
+#include "translators/afr/afr.h"
 #include "translators/fanout.h"
 
 namespace mortar::xl::dht {
@@ -68,14 +69,27 @@ bool later(int64_t s1, uint32_t n1, int64_t s2, uint32_t n2) {
 
 }  // namespace
 
+bool moved_away(const pb::Iatt& a) {
+  return (a.mode() & S_IFMT) == S_IFREG && (a.mode() & 07777) == S_ISVTX;
+}
+
 bool maybe_link(const pb::Iatt& a) {
   return (a.mode() & S_IFMT) == S_IFREG && (a.mode() & 07777) == S_ISVTX && a.size() == 0;
 }
 
-// An open file: the set holding it and that set's descriptor.
+// An open file: the set holding it and that set's descriptor. Rebalance may move the file to
+// another set while it is open; the first write that finds it moved reopens it there (see
+// write()), so both fields can change.
 struct Distribute::FileCtx {
-  int set;
-  FdPtr fd;
+  FileCtx(int s, FdPtr f) : set(s), fd(std::move(f)) {}
+  std::pair<int, FdPtr> get() {
+    std::lock_guard lock(mu);
+    return {set, fd};
+  }
+  std::mutex mu;
+  int set;                    // GUARDED_BY(mu)
+  FdPtr fd;                   // GUARDED_BY(mu)
+  std::vector<std::pair<int, FdPtr>> retired;  // GUARDED_BY(mu): released with the file
 };
 
 // An open directory. Entries fetched from the sets go to `log` in the order they are handed
@@ -261,7 +275,7 @@ Result<std::shared_ptr<Distribute::FileCtx>> Distribute::file_ctx(const FdPtr& f
 
 FdPtr Distribute::wrap(const Gfid& gfid, uint32_t flags, int set, FdPtr child_fd) {
   auto fd = std::make_shared<Fd>(gfid, flags, false);
-  fd->set_context(this, std::make_shared<FileCtx>(FileCtx{set, std::move(child_fd)}));
+  fd->set_context(this, std::make_shared<FileCtx>(set, std::move(child_fd)));
   return fd;
 }
 
@@ -291,6 +305,8 @@ asio::awaitable<Result<int>> Distribute::locate(OpContext ctx, Gfid gfid) {
       found = kDir;
       break;
     }
+    // An old copy rebalance moved, still there for descriptors that hold it open.
+    if (moved_away(*got[i])) continue;
     if (found == -2) found = up[i];
   }
   if (found == -2) co_return fail(unknown ? ENOTCONN : ESTALE);
@@ -601,7 +617,8 @@ Task<pb::Iatt> Distribute::lookup_gfid(OpContext ctx, Gfid gfid) {
 Task<pb::Iatt> Distribute::getattr(OpContext ctx, Gfid gfid, FdPtr fd) {
   if (fd && !fd->is_dir()) {
     CO_ASSIGN_OR_RETURN(auto fc, file_ctx(fd));
-    Result<pb::Iatt> r = co_await child(fc->set)->getattr(ctx, gfid, fc->fd);
+    auto [fset, ffd] = fc->get();
+    Result<pb::Iatt> r = co_await child(fset)->getattr(ctx, gfid, ffd);
     co_return r;
   }
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -622,7 +639,8 @@ Task<pb::Iatt> Distribute::getattr(OpContext ctx, Gfid gfid, FdPtr fd) {
 Task<AttrPair> Distribute::setattr(OpContext ctx, Gfid gfid, FdPtr fd, pb::SetattrReq req) {
   if (fd && !fd->is_dir()) {
     CO_ASSIGN_OR_RETURN(auto fc, file_ctx(fd));
-    Result<AttrPair> r = co_await child(fc->set)->setattr(ctx, gfid, fc->fd, req);
+    auto [fset, ffd] = fc->get();
+    Result<AttrPair> r = co_await child(fset)->setattr(ctx, gfid, ffd, req);
     co_return r;
   }
   Result<int> w = co_await locate(ctx, gfid);
@@ -647,7 +665,8 @@ Task<AttrPair> Distribute::setattr(OpContext ctx, Gfid gfid, FdPtr fd, pb::Setat
 Task<AttrPair> Distribute::truncate(OpContext ctx, Gfid gfid, FdPtr fd, uint64_t size) {
   if (fd && !fd->is_dir()) {
     CO_ASSIGN_OR_RETURN(auto fc, file_ctx(fd));
-    Result<AttrPair> r = co_await child(fc->set)->truncate(ctx, gfid, fc->fd, size);
+    auto [fset, ffd] = fc->get();
+    Result<AttrPair> r = co_await child(fset)->truncate(ctx, gfid, ffd, size);
     co_return r;
   }
   Result<int> w = co_await locate(ctx, gfid);
@@ -1250,20 +1269,63 @@ Task<FdPtr> Distribute::open(OpContext ctx, Gfid gfid, uint32_t flags) {
 
 Task<Buffer> Distribute::read(OpContext ctx, FdPtr fd, uint64_t offset, uint32_t size) {
   CO_ASSIGN_OR_RETURN(auto fc, file_ctx(fd));
-  Result<Buffer> r = co_await child(fc->set)->read(ctx, fc->fd, offset, size);
+  auto [fset, ffd] = fc->get();
+  Result<Buffer> r = co_await child(fset)->read(ctx, ffd, offset, size);
   co_return r;
 }
 
 Task<pb::WriteRsp> Distribute::write(OpContext ctx, FdPtr fd, uint64_t offset, Buffer data) {
   CO_ASSIGN_OR_RETURN(auto fc, file_ctx(fd));
-  Result<pb::WriteRsp> r = co_await child(fc->set)->write(ctx, fc->fd, offset, std::move(data));
-  co_return r;
+  auto [fset, ffd] = fc->get();
+  Buffer again = data;  // shares the bytes: for the new set if the file has moved
+  Result<pb::WriteRsp> r = co_await child(fset)->write(ctx, ffd, offset, std::move(data));
+  // Rebalance moved the file while this descriptor was open: the copy written to is no
+  // longer the file's (its mark says so, or, once its name is gone, replication cannot
+  // reach it by GFID any more). Reopen it where it is now and write there.
+  bool stale = !r && gone(r.error());
+  if (r ? !moved_away(r->post()) : !stale) co_return r;
+  Result<void> followed = co_await follow_move(ctx, fd, fc, fset);
+  if (!followed) co_return stale ? fail(r.error()) : fail(followed.error());
+  auto [nset, nfd] = fc->get();
+  Result<pb::WriteRsp> redone = co_await child(nset)->write(ctx, nfd, offset, std::move(again));
+  co_return redone;
+}
+
+asio::awaitable<Result<void>> Distribute::follow_move(OpContext ctx, FdPtr fd,
+                                                      std::shared_ptr<FileCtx> fc, int from) {
+  {
+    std::lock_guard lock(fc->mu);
+    if (fc->set != from) co_return ok();  // another write followed it already
+  }
+  forget(fd->gfid());
+  Result<int> w = co_await locate(ctx, fd->gfid());
+  if (!w) co_return fail(w.error());
+  if (*w == kDir || *w == from) co_return fail(ESTALE);
+  uint32_t flags = fd->flags() & ~static_cast<uint32_t>(O_CREAT | O_EXCL | O_TRUNC);
+  Result<FdPtr> reopened = co_await child(*w)->open(ctx, fd->gfid(), flags);
+  if (!reopened) co_return fail(reopened.error());
+  FdPtr extra;
+  {
+    std::lock_guard lock(fc->mu);
+    if (fc->set == from) {
+      fc->retired.emplace_back(fc->set, std::move(fc->fd));
+      fc->set = *w;
+      fc->fd = std::move(*reopened);
+    } else {
+      extra = std::move(*reopened);  // raced with another write that followed it
+    }
+  }
+  if (extra) co_await child(*w)->release(extra);
+  MLOG_INFO("{}: {} moved to set {} while open; its descriptor follows", name(),
+            fd->gfid().str(), *w);
+  co_return ok();
 }
 
 Task<void> Distribute::flush(OpContext ctx, FdPtr fd) {
   if (fd && fd->is_dir()) co_return ok();
   CO_ASSIGN_OR_RETURN(auto fc, file_ctx(fd));
-  Result<void> r = co_await child(fc->set)->flush(ctx, fc->fd);
+  auto [fset, ffd] = fc->get();
+  Result<void> r = co_await child(fset)->flush(ctx, ffd);
   co_return r;
 }
 
@@ -1287,20 +1349,23 @@ Task<void> Distribute::fsync(OpContext ctx, FdPtr fd, bool datasync) {
     co_return ok();
   }
   CO_ASSIGN_OR_RETURN(auto fc, file_ctx(fd));
-  Result<void> r = co_await child(fc->set)->fsync(ctx, fc->fd, datasync);
+  auto [fset, ffd] = fc->get();
+  Result<void> r = co_await child(fset)->fsync(ctx, ffd, datasync);
   co_return r;
 }
 
 Task<pb::Iatt> Distribute::fallocate(OpContext ctx, FdPtr fd, uint32_t mode, uint64_t offset,
                                      uint64_t length) {
   CO_ASSIGN_OR_RETURN(auto fc, file_ctx(fd));
-  Result<pb::Iatt> r = co_await child(fc->set)->fallocate(ctx, fc->fd, mode, offset, length);
+  auto [fset, ffd] = fc->get();
+  Result<pb::Iatt> r = co_await child(fset)->fallocate(ctx, ffd, mode, offset, length);
   co_return r;
 }
 
 Task<pb::LkRsp> Distribute::lk(OpContext ctx, FdPtr fd, pb::LkReq req) {
   CO_ASSIGN_OR_RETURN(auto fc, file_ctx(fd));
-  Result<pb::LkRsp> r = co_await child(fc->set)->lk(ctx, fc->fd, std::move(req));
+  auto [fset, ffd] = fc->get();
+  Result<pb::LkRsp> r = co_await child(fset)->lk(ctx, ffd, std::move(req));
   co_return r;
 }
 
@@ -1320,7 +1385,14 @@ boost::asio::awaitable<void> Distribute::release(FdPtr fd) {
     co_return;
   }
   auto fc = fd->context<FileCtx>(this);
-  if (fc && fc->fd) co_await child(fc->set)->release(fc->fd);
+  if (!fc) co_return;
+  std::vector<std::pair<int, FdPtr>> open;
+  {
+    std::lock_guard lock(fc->mu);
+    open = std::move(fc->retired);
+    if (fc->fd) open.emplace_back(fc->set, std::move(fc->fd));
+  }
+  for (auto& [i, f] : open) co_await child(i)->release(f);
 }
 
 // ---- directories ----
@@ -1398,6 +1470,8 @@ asio::awaitable<void> Distribute::fetch(OpContext ctx, Gfid dir, std::shared_ptr
     for (auto& e : *got[k]->mutable_entries()) {
       s.cursor = e.offset();
       if (!keep(*dc, dir, i, e)) continue;
+      // The old copy of a file rebalance is moving, for the moment before its name goes.
+      if (e.has_attr() && moved_away(e.attr()) && e.attr().size() > 0) continue;
       if (e.has_attr() && maybe_link(e.attr())) maybe_links.push_back(kept.size());
       kept.emplace_back(i, std::move(e));
     }
@@ -1541,7 +1615,8 @@ Task<std::string> Distribute::getxattr(OpContext ctx, Gfid gfid, FdPtr fd, std::
   if (reserved(name)) co_return fail(ENODATA);
   if (fd && !fd->is_dir()) {
     CO_ASSIGN_OR_RETURN(auto fc, file_ctx(fd));
-    Result<std::string> r = co_await child(fc->set)->getxattr(ctx, gfid, fc->fd, std::move(name));
+    auto [fset, ffd] = fc->get();
+    Result<std::string> r = co_await child(fset)->getxattr(ctx, gfid, ffd, std::move(name));
     co_return r;
   }
   Result<int> w = co_await locate(ctx, gfid);
@@ -1557,7 +1632,8 @@ Task<void> Distribute::setxattr(OpContext ctx, Gfid gfid, FdPtr fd, std::string 
   if (reserved(name)) co_return fail(EPERM);
   if (fd && !fd->is_dir()) {
     CO_ASSIGN_OR_RETURN(auto fc, file_ctx(fd));
-    Result<void> r = co_await child(fc->set)->setxattr(ctx, gfid, fc->fd, std::move(name),
+    auto [fset, ffd] = fc->get();
+    Result<void> r = co_await child(fset)->setxattr(ctx, gfid, ffd, std::move(name),
                                                        std::move(value), flags);
     co_return r;
   }
@@ -1588,7 +1664,8 @@ Task<std::vector<std::string>> Distribute::listxattr(OpContext ctx, Gfid gfid, F
   Result<std::vector<std::string>> r = fail(ENOTCONN);
   if (fd && !fd->is_dir()) {
     CO_ASSIGN_OR_RETURN(auto fc, file_ctx(fd));
-    r = co_await child(fc->set)->listxattr(ctx, gfid, fc->fd);
+    auto [fset, ffd] = fc->get();
+    r = co_await child(fset)->listxattr(ctx, gfid, ffd);
   } else {
     Result<int> w = co_await locate(ctx, gfid);
     if (!w) co_return fail(w.error());
@@ -1605,7 +1682,8 @@ Task<void> Distribute::removexattr(OpContext ctx, Gfid gfid, FdPtr fd, std::stri
   if (reserved(name)) co_return fail(EPERM);
   if (fd && !fd->is_dir()) {
     CO_ASSIGN_OR_RETURN(auto fc, file_ctx(fd));
-    Result<void> r = co_await child(fc->set)->removexattr(ctx, gfid, fc->fd, std::move(name));
+    auto [fset, ffd] = fc->get();
+    Result<void> r = co_await child(fset)->removexattr(ctx, gfid, ffd, std::move(name));
     co_return r;
   }
   Result<int> w = co_await locate(ctx, gfid);
@@ -1648,6 +1726,293 @@ Task<void> Distribute::entrylk(OpContext ctx, pb::EntrylkReq req) {
   if (to < 0) co_return fail(ENOTCONN);
   Result<void> r = co_await child(to)->entrylk(ctx, std::move(req));
   co_return r;
+}
+
+// ---- rebalance ----
+
+asio::awaitable<MoveStats> Distribute::move_bucket(uint32_t bucket) {
+  MoveStats st;
+  std::optional<uint32_t> previous = map_.previous_owner(bucket);
+  if (misconfigured_ || !previous) co_return st;
+  int from = static_cast<int>(*previous), to = static_cast<int>(map_.owner_of(bucket));
+  if (!up_[from] || !up_[to]) {
+    ++st.failed;
+    co_return st;
+  }
+  OpContext ctx;
+  std::vector<pb::BucketEntry> entries;
+  pb::BucketListReq req;
+  req.set_bucket(bucket);
+  req.set_max(10000);
+  for (;;) {
+    Result<pb::BucketListRsp> page = co_await child(from)->list_bucket(ctx, req);
+    if (!page) {
+      MLOG_WARN("{}: cannot list bucket {} on set {}: {}", name(), bucket, from,
+                page.error().message());
+      ++st.failed;
+      co_return st;
+    }
+    for (auto& e : *page->mutable_entries()) entries.push_back(std::move(e));
+    if (page->eof() || page->entries().empty()) break;
+    req.set_cursor(page->cursor());
+  }
+  for (const auto& e : entries) {
+    if ((e.type() & S_IFMT) == S_IFDIR) continue;
+    if (e.name().starts_with(kTempPrefix)) continue;
+    Gfid parent = Gfid::from_bytes(e.parent()).value_or(Gfid());
+    ++st.scanned;
+    uint64_t bytes = 0;
+    Moved m = co_await move_name(parent, e.name(), from, to, &bytes);
+    st.bytes += bytes;
+    switch (m) {
+      case Moved::kMoved:
+        ++st.moved;
+        break;
+      case Moved::kFailed:
+        ++st.failed;
+        break;
+      case Moved::kSkipped:
+        ++st.skipped;
+        break;
+      case Moved::kGone:
+      case Moved::kDirectory:
+        --st.scanned;  // not a name of this bucket any more, or not one that moves
+        break;
+    }
+  }
+  co_return st;
+}
+
+asio::awaitable<Distribute::Moved> Distribute::move_name(Gfid parent, std::string entry, int from,
+                                                         int to, uint64_t* bytes) {
+  OpContext ctx;
+  Result<pb::Iatt> src = co_await child(from)->lookup(ctx, parent, entry);
+  if (!src) co_return gone(src.error()) ? Moved::kGone : Moved::kFailed;
+  if (is_dir(*src)) co_return Moved::kDirectory;
+  Gfid g = gfid_of(*src);
+  auto remove_old = [&](Gfid which) -> Task<void> {
+    pb::UnlinkReq u;
+    u.set_parent(raw(parent));
+    u.set_name(entry);
+    u.set_gfid(raw(which));
+    return child(from)->unlink(ctx, u);
+  };
+
+  if (maybe_link(*src)) {
+    Result<std::string> target = co_await child(from)->getxattr(ctx, g, nullptr, kLinkXattr);
+    if (target) {
+      // A link entry: the new owner gets its own (unless it holds the data itself).
+      int t = child_named(*target);
+      if (t >= 0 && t != to) {
+        Result<pb::Iatt> made = co_await make_link(ctx, to, parent, entry, t);
+        if (!made && made.error().value != EEXIST) co_return Moved::kFailed;
+      }
+      Result<void> removed = co_await remove_old(g);
+      co_return removed || gone(removed.error()) ? Moved::kMoved : Moved::kFailed;
+    }
+  }
+  uint32_t type = src->mode() & S_IFMT;
+  if (type != S_IFREG && type != S_IFLNK) co_return Moved::kSkipped;
+  // Another name of the same inode may live in another bucket: moving one would split them.
+  if (src->nlink() > 1) co_return Moved::kSkipped;
+
+  std::string temp = temp_name();
+  auto rename_in = [&]() -> Task<void> {
+    pb::RenameReq r;
+    r.set_old_parent(raw(parent));
+    r.set_old_name(temp);
+    r.set_new_parent(raw(parent));
+    r.set_new_name(entry);
+    return child(to)->rename(ctx, r);
+  };
+  // What the new owner has under the name: nothing, a link entry to the old owner (a rename
+  // made it), or this file already (an interrupted move renamed it in).
+  bool already_there = false;
+  Result<pb::Iatt> there = co_await child(to)->lookup(ctx, parent, entry);
+  if (there) {
+    if (gfid_of(*there) == g) {
+      already_there = true;
+    } else if (!maybe_link(*there)) {
+      MLOG_WARN("{}: cannot move '{}' in {} to set {}: another inode has the name there", name(),
+                entry, parent.str(), to);
+      co_return Moved::kFailed;
+    }
+  } else if (!gone(there.error())) {
+    co_return Moved::kFailed;
+  }
+
+  if (type == S_IFLNK) {
+    if (!already_there) {
+      Result<std::string> target = co_await child(from)->readlink(ctx, g);
+      if (!target) co_return Moved::kFailed;
+      pb::SymlinkReq req;
+      req.set_parent(raw(parent));
+      req.set_name(temp);
+      req.set_gfid(raw(g));
+      req.set_target(*target);
+      req.set_uid(src->uid());
+      req.set_gid(src->gid());
+      Result<pb::Iatt> made = co_await child(to)->symlink(ctx, req);
+      if (!made) co_return Moved::kFailed;
+      Result<void> renamed = co_await rename_in();
+      if (!renamed) co_return Moved::kFailed;
+    }
+    remember(g, to);
+    Result<void> removed = co_await remove_old(g);
+    co_return removed || gone(removed.error()) ? Moved::kMoved : Moved::kFailed;
+  }
+
+  // A regular file: under its data lock, so no client write lands between the copy and the
+  // mark on the old copy; writers that had it open find the mark on their next write.
+  auto* replica = dynamic_cast<afr::Replicate*>(child(from));
+  if (!replica) co_return Moved::kSkipped;
+  Result<void> locked = co_await replica->lock_data(g);
+  if (!locked) co_return Moved::kFailed;
+  Moved outcome = Moved::kFailed;
+  do {
+    Result<pb::Iatt> now = co_await child(from)->lookup(ctx, parent, entry);
+    if (!now || gfid_of(*now) != g) {
+      outcome = now || gone(now.error()) ? Moved::kGone : Moved::kFailed;
+      break;
+    }
+    if (!already_there) {
+      pb::CreateReq req;
+      req.set_parent(raw(parent));
+      req.set_name(temp);
+      req.set_gfid(raw(g));
+      req.set_mode(now->mode() & 07777);
+      req.set_flags(O_RDWR);
+      req.set_uid(now->uid());
+      req.set_gid(now->gid());
+      Result<Created> made = co_await child(to)->create(ctx, req);
+      if (!made) {
+        MLOG_WARN("{}: cannot move '{}' in {} to set {}: {}", name(), entry, parent.str(), to,
+                  made.error().message());
+        break;
+      }
+      Result<uint64_t> copied = co_await copy_data(g, from, to, made->fd, now->size());
+      co_await child(to)->release(made->fd);
+      if (!copied) {
+        MLOG_WARN("{}: copying '{}' in {} to set {}: {}", name(), entry, parent.str(), to,
+                  copied.error().message());
+        pb::UnlinkReq undo;
+        undo.set_parent(raw(parent));
+        undo.set_name(temp);
+        undo.set_gfid(raw(g));
+        Result<void> removed = co_await child(to)->unlink(ctx, undo);
+        (void)removed;
+        break;
+      }
+      *bytes = *copied;
+      Result<std::vector<std::string>> xattrs = co_await child(from)->listxattr(ctx, g, nullptr);
+      bool xattrs_ok = xattrs.has_value();
+      if (xattrs) {
+        for (const auto& x : *xattrs) {
+          if (reserved(x)) continue;
+          Result<std::string> v = co_await child(from)->getxattr(ctx, g, nullptr, x);
+          if (!v) continue;
+          Result<void> set = co_await child(to)->setxattr(ctx, g, nullptr, x, *v, 0);
+          xattrs_ok &= set.has_value();
+        }
+      }
+      pb::SetattrReq times;
+      times.set_valid(pb::SET_MODE | pb::SET_UID | pb::SET_GID | pb::SET_ATIME | pb::SET_MTIME);
+      times.set_mode(now->mode() & 07777);
+      times.set_uid(now->uid());
+      times.set_gid(now->gid());
+      times.set_atime_sec(now->atime_sec());
+      times.set_atime_nsec(now->atime_nsec());
+      times.set_mtime_sec(now->mtime_sec());
+      times.set_mtime_nsec(now->mtime_nsec());
+      Result<AttrPair> stamped = co_await child(to)->setattr(ctx, g, nullptr, times);
+      if (!xattrs_ok || !stamped) {
+        pb::UnlinkReq undo;
+        undo.set_parent(raw(parent));
+        undo.set_name(temp);
+        undo.set_gfid(raw(g));
+        Result<void> removed = co_await child(to)->unlink(ctx, undo);
+        (void)removed;
+        break;
+      }
+      Result<void> renamed = co_await rename_in();
+      if (!renamed) break;
+    }
+    remember(g, to);
+    pb::SetattrReq mark;
+    mark.set_valid(pb::SET_MODE);
+    mark.set_mode(S_ISVTX);
+    Result<AttrPair> marked = co_await child(from)->setattr(ctx, g, nullptr, mark);
+    if (!marked) break;
+    Result<void> removed = co_await remove_old(g);
+    outcome = removed || gone(removed.error()) ? Moved::kMoved : Moved::kFailed;
+  } while (false);
+  co_await replica->unlock_data(g);
+  co_return outcome;
+}
+
+asio::awaitable<Result<uint64_t>> Distribute::copy_data(Gfid gfid, int from, int to,
+                                                        FdPtr to_fd, uint64_t size) {
+  OpContext ctx;
+  Result<FdPtr> in = co_await child(from)->open(ctx, gfid, O_RDONLY);
+  if (!in) co_return fail(in.error());
+  constexpr uint32_t kChunk = 1 << 20;
+  uint64_t done = 0;
+  Result<void> status = ok();
+  while (done < size) {
+    uint32_t want = static_cast<uint32_t>(std::min<uint64_t>(kChunk, size - done));
+    Result<Buffer> got = co_await child(from)->read(ctx, *in, done, want);
+    if (!got) {
+      status = fail(got.error());
+      break;
+    }
+    if (got->size() == 0) break;
+    size_t n = got->size();
+    Result<pb::WriteRsp> put = co_await child(to)->write(ctx, to_fd, done, std::move(*got));
+    if (!put || put->written() != n) {
+      status = fail(put ? Errno(EIO) : put.error());
+      break;
+    }
+    done += n;
+  }
+  co_await child(from)->release(*in);
+  if (!status) co_return fail(status.error());
+  co_return done;
+}
+
+asio::awaitable<Result<uint64_t>> Distribute::repair_directories() {
+  OpContext ctx;
+  std::deque<Gfid> todo{Gfid::root()};
+  uint64_t visited = 0;
+  while (!todo.empty()) {
+    Gfid dir = todo.front();
+    todo.pop_front();
+    ++visited;
+    Result<FdPtr> fd = co_await opendir(ctx, dir);
+    if (!fd) co_return fail(fd.error());
+    uint64_t offset = 0;
+    std::vector<std::string> subdirs;
+    for (;;) {
+      Result<pb::ReaddirRsp> page = co_await readdir(ctx, *fd, offset, 64 * 1024, true);
+      if (!page) {
+        co_await release(*fd);
+        co_return fail(page.error());
+      }
+      for (const auto& e : page->entries()) {
+        offset = e.offset();
+        if (e.name() == "." || e.name() == "..") continue;
+        bool directory = e.type() == DT_DIR || (e.has_attr() && is_dir(e.attr()));
+        if (directory) subdirs.push_back(e.name());
+      }
+      if (page->eof() || page->entries().empty()) break;
+    }
+    co_await release(*fd);
+    for (const auto& n : subdirs) {
+      // The lookup creates the directory on every set that lacks it.
+      Result<pb::Iatt> a = co_await lookup(ctx, dir, n);
+      if (a && is_dir(*a)) todo.push_back(gfid_of(*a));
+    }
+  }
+  co_return visited;
 }
 
 }  // namespace mortar::xl::dht

@@ -49,6 +49,27 @@ struct Config {
 // True for attributes that may be a link entry (mode kLinkMode, size 0); the linkto xattr
 // decides.
 bool maybe_link(const pb::Iatt& attr);
+// True for the attributes of a file rebalance has moved to another set: its old copy keeps its
+// data for readers still holding it open, with the link mode as the mark (its size may be
+// anything).
+bool moved_away(const pb::Iatt& attr);
+
+// What rebalance did with the names of one or more buckets.
+struct MoveStats {
+  uint64_t scanned = 0;  // names found in the buckets on their old owner
+  uint64_t moved = 0;    // files, symlinks and link entries now on the new owner
+  uint64_t failed = 0;   // left in place after an error (the bucket must not settle)
+  uint64_t skipped = 0;  // left in place on purpose: hard links, special files
+  uint64_t bytes = 0;    // file data copied
+  MoveStats& operator+=(const MoveStats& o) {
+    scanned += o.scanned;
+    moved += o.moved;
+    failed += o.failed;
+    skipped += o.skipped;
+    bytes += o.bytes;
+    return *this;
+  }
+};
 
 class Distribute : public Translator {
  public:
@@ -97,6 +118,16 @@ class Distribute : public Translator {
   Task<pb::LkRsp> lk(OpContext ctx, FdPtr fd, pb::LkReq req) override;
   Task<void> inodelk(OpContext ctx, pb::InodelkReq req) override;
   Task<void> entrylk(OpContext ctx, pb::EntrylkReq req) override;
+
+  // Rebalance: moves the names of `bucket` from its previous owner to its owner (nothing when
+  // the bucket is not moving). Directories stay (they live on every set; see
+  // repair_directories). A file is copied under its data lock, same GFID, then its old copy
+  // gets the moved-away mark and its name goes, so a writer holding it open follows it. Only
+  // over replica sets (their locks keep client writes out during the copy).
+  boost::asio::awaitable<MoveStats> move_bucket(uint32_t bucket);
+  // Walks the whole tree and looks every directory up, which creates it on sets that lack it
+  // (new sets after add-brick). Answers how many directories it visited.
+  boost::asio::awaitable<Result<uint64_t>> repair_directories();
 
   // The map in force (after start()).
   const BucketMap& map() const { return map_; }
@@ -173,6 +204,15 @@ class Distribute : public Translator {
                                                      std::string name, MakeCall make_call);
 
   Result<std::shared_ptr<FileCtx>> file_ctx(const FdPtr& fd) const;
+  // The file of `fd` was found moved away from set `from`: reopen it where it is now.
+  boost::asio::awaitable<Result<void>> follow_move(OpContext ctx, FdPtr fd,
+                                                   std::shared_ptr<FileCtx> fc, int from);
+  enum class Moved { kMoved, kGone, kFailed, kSkipped, kDirectory };
+  // One name of a moving bucket, from set `from` to set `to`; `bytes` gets the data copied.
+  boost::asio::awaitable<Moved> move_name(Gfid parent, std::string name, int from, int to,
+                                          uint64_t* bytes);
+  boost::asio::awaitable<Result<uint64_t>> copy_data(Gfid gfid, int from, int to, FdPtr to_fd,
+                                                     uint64_t size);
   FdPtr wrap(const Gfid& gfid, uint32_t flags, int set, FdPtr child_fd);
   // One round of readdir on every set still listing, filtered and appended to the log.
   boost::asio::awaitable<void> fetch(OpContext ctx, Gfid dir, std::shared_ptr<DirCtx> dc,
