@@ -128,7 +128,9 @@ void ShdSupervisor::stop_locked() {
 int ShdSupervisor::pid() const { return running_pid(pid_file()); }
 
 bool ShdSupervisor::serves(const std::string& volume) const {
-  std::lock_guard lock(mu_);
+  // Not under mu_: reconcile() holds it while the new daemon starts, and the daemon fetches
+  // its graph from this server's I/O threads, which call this. A read racing a restart sees
+  // no daemon, and the caller waits for one.
   if (!running_pid(pid_file())) return false;
   std::istringstream in(read_all(key_file()));
   std::string name, version;
