@@ -345,6 +345,52 @@ Checked<ParsedCommand> parse_rebalance(const std::vector<std::string>& w) {
   return p;
 }
 
+// cli_cmd_volume_remove_brick_parse: `volume remove-brick VOL [replica N] BRICK...
+// {start | stop | status | commit | force}` ("commit force" as force).
+Checked<ParsedCommand> parse_remove_brick(const std::vector<std::string>& w) {
+  ParsedCommand p;
+  p.command = Command::kVolumeRemoveBrick;
+  if (w.size() < 5) return usage(p.command);
+  p.volume = w[2];
+  if (auto ok = check_volume_name(p.volume); !ok) return std::unexpected(ok.error());
+  auto* req = p.request.mutable_volume_remove_brick();
+  req->set_name(p.volume);
+  size_t i = 3;
+  if (w[i] == "replica") {
+    if (i + 2 >= w.size()) return usage(p.command);
+    auto count = parse_count(w[i + 1]);
+    if (!count || *count < 1) return invalid("replica count should be greater than 0");
+    req->set_replica_count(*count);
+    i += 2;
+  }
+  size_t end = w.size();
+  std::string action = w.back();
+  if (action == "force" && end >= 2 && w[end - 2] == "commit") {
+    --end;
+  }
+  --end;
+  if (action == "start") {
+    req->set_action(pb::VolumeRemoveBrick::START);
+  } else if (action == "stop") {
+    req->set_action(pb::VolumeRemoveBrick::STOP);
+  } else if (action == "status") {
+    req->set_action(pb::VolumeRemoveBrick::STATUS);
+  } else if (action == "commit") {
+    req->set_action(pb::VolumeRemoveBrick::COMMIT);
+    p.question = "Removing brick(s) can result in data loss. Do you want to Continue?";
+  } else if (action == "force") {
+    req->set_action(pb::VolumeRemoveBrick::FORCE);
+    p.question = "Removing brick(s) can result in data loss. Do you want to Continue?";
+  } else {
+    return usage(p.command);
+  }
+  if (i >= end) return invalid("No bricks specified");
+  auto bricks = parse_bricks(std::span<const std::string>(w).subspan(i, end - i), p.warnings);
+  if (!bricks) return std::unexpected(bricks.error());
+  for (auto& b : *bricks) req->add_bricks(std::move(b));
+  return p;
+}
+
 // `volume start|stop NAME [force]`, `volume delete NAME`.
 Checked<ParsedCommand> parse_lifecycle(Command command, const std::vector<std::string>& w) {
   ParsedCommand p;
@@ -587,6 +633,7 @@ Checked<ParsedCommand> parse_volume(const std::vector<std::string>& w) {
   if (verb == "add-brick") return parse_add_brick(w);
   if (verb == "replace-brick") return parse_replace_brick(w);
   if (verb == "rebalance") return parse_rebalance(w);
+  if (verb == "remove-brick") return parse_remove_brick(w);
   return invalid("unrecognized word: " + verb + " (position 1). See 'mortar volume help'.");
 }
 
@@ -616,6 +663,10 @@ const std::vector<CommandSpec>& command_table() {
       {Command::kVolumeAddBrick,
        "volume add-brick <VOLNAME> [replica <COUNT>] <NEW-BRICK> ... [force]",
        "add brick to volume <VOLNAME>"},
+      {Command::kVolumeRemoveBrick,
+       "volume remove-brick <VOLNAME> [replica <COUNT>] <BRICK> ... "
+       "<start|stop|status|commit|force>",
+       "remove brick from volume <VOLNAME>"},
       {Command::kVolumeRebalance,
        "volume rebalance <VOLNAME> {{fix-layout start} | {start [force]|stop|status}}",
        "rebalance operations"},

@@ -62,6 +62,7 @@ enum class Command {
   kVolumeAddBrick,
   kVolumeReplaceBrick,
   kVolumeRebalance,
+  kVolumeRemoveBrick,
 };
 
 struct ParsedCommand {

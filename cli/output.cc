@@ -104,6 +104,21 @@ std::string brick_status_detail(const pb::BrickStatus& b) {
   return out;
 }
 
+std::string remove_brick_word(const ParsedCommand& cmd) {
+  switch (cmd.request.volume_remove_brick().action()) {
+    case pb::VolumeRemoveBrick::START:
+      return "start";
+    case pb::VolumeRemoveBrick::STOP:
+      return "stop";
+    case pb::VolumeRemoveBrick::COMMIT:
+      return "commit";
+    case pb::VolumeRemoveBrick::FORCE:
+      return "commit force";
+    default:
+      return "status";
+  }
+}
+
 // What a failed command prints first: `volume start: webData`, `peer probe`, ...
 std::string label(const ParsedCommand& cmd) {
   switch (cmd.command) {
@@ -143,6 +158,8 @@ std::string label(const ParsedCommand& cmd) {
       return "volume replace-brick";
     case Command::kVolumeRebalance:
       return "volume rebalance: " + cmd.volume;
+    case Command::kVolumeRemoveBrick:
+      return "volume remove-brick " + remove_brick_word(cmd);
     default:
       return "help";
   }
@@ -217,6 +234,12 @@ std::string format_json(const ParsedCommand& cmd, const pb::CliRsp& rsp) {
       return json_list("volumes", rsp.volumes());
     case Command::kVolumeStatus:
       return json_list("status", rsp.status());
+    case Command::kVolumeRemoveBrick:
+      if (cmd.request.volume_remove_brick().action() == pb::VolumeRemoveBrick::STATUS ||
+          cmd.request.volume_remove_brick().action() == pb::VolumeRemoveBrick::STOP) {
+        return json_list("rebalance", rsp.rebalance());
+      }
+      return json_string(false, rsp.message());
     case Command::kVolumeRebalance:
       if (cmd.request.volume_rebalance().action() == pb::VolumeRebalance::STATUS ||
           cmd.request.volume_rebalance().action() == pb::VolumeRebalance::STOP) {
@@ -672,6 +695,16 @@ Output format_response(const ParsedCommand& cmd, const pb::CliRsp& rsp, bool jso
                                      : rsp.message()) +
               "\n";
       break;
+    case Command::kVolumeRemoveBrick: {
+      auto action = cmd.request.volume_remove_brick().action();
+      std::string head = "volume remove-brick " + remove_brick_word(cmd) + ": success";
+      if (action == pb::VolumeRemoveBrick::STATUS || action == pb::VolumeRemoveBrick::STOP) {
+        o.out = format_rebalance_status(rsp) + head + "\n";
+      } else {
+        o.out = head + (rsp.message().empty() ? "" : "\n" + rsp.message()) + "\n";
+      }
+      break;
+    }
     case Command::kVolumeRebalance: {
       auto action = cmd.request.volume_rebalance().action();
       if (action == pb::VolumeRebalance::START || action == pb::VolumeRebalance::FIX_LAYOUT_START) {

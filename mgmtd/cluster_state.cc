@@ -111,6 +111,9 @@ std::string apply_add_bricks(pb::ClusterState& state, const pb::AddBricks& c) {
     return "Incorrect number of bricks supplied " + std::to_string(c.bricks_size()) +
            " with count " + std::to_string(replica);
   }
+  if (v->removing_from() != 0) {
+    return "a remove-brick of volume " + c.name() + " is in progress: commit it first";
+  }
   std::vector<pb::BrickSpec> bricks(c.bricks().begin(), c.bricks().end());
   if (auto e = check_new_bricks(state, bricks); !e.empty()) return e;
   bool started = v->status() == pb::VOLUME_STARTED;
@@ -145,7 +148,62 @@ std::string apply_settle(pb::ClusterState& state, const pb::SettleBuckets& c) {
            std::to_string(map->version) + ", not " + std::to_string(c.map_version());
   }
   if (map->moving.empty()) return "volume " + c.name() + ": no bucket is moving";
-  v->set_bucket_map(xl::dht::encode(xl::dht::trimmed(xl::dht::settled(*map))));
+  // Drained sets stay in the map (and the graph) until remove-brick commit takes them out.
+  v->set_bucket_map(xl::dht::encode(xl::dht::settled(*map)));
+  v->set_version(v->version() + 1);
+  return "";
+}
+
+std::string apply_remove_bricks(pb::ClusterState& state, const pb::RemoveBricks& c) {
+  pb::VolumeSpec* v = find_volume(state, c.name());
+  if (!v) return "Volume " + c.name() + " does not exist";
+  uint32_t per_set = std::max<uint32_t>(1, v->replica_count());
+  uint32_t sets = static_cast<uint32_t>(v->bricks_size()) / per_set;
+  if (c.sets() == 0 || c.sets() >= sets) return "remove-brick must leave at least one replica set";
+  uint32_t keep = sets - c.sets();
+  for (int i = 0; i < c.removed_size(); ++i) {
+    const auto& b = v->bricks(static_cast<int>(keep * per_set) + i);
+    if (b.peer_uuid() != c.removed(i).peer_uuid() || b.path() != c.removed(i).path()) {
+      return "the bricks of volume " + c.name() + " changed meanwhile";
+    }
+  }
+  auto map = current_map(*v, sets);
+  if (!map) return "volume " + c.name() + ": " + map.error();
+  if (c.phase() == pb::RemoveBricks::START) {
+    if (v->removing_from() != 0) return "a remove-brick of volume " + c.name() + " is in progress";
+    auto next = xl::dht::rebalanced(*map, keep);
+    if (!next) {
+      return "volume " + c.name() + ": " + next.error() +
+             " (the previous change of bricks has not been rebalanced yet)";
+    }
+    v->set_bucket_map(xl::dht::encode(*next));
+    v->set_removing_from(keep);
+    v->set_version(v->version() + 1);
+    return "";
+  }
+  auto counts = map->counts();
+  bool drained = map->moving.empty();
+  for (uint32_t s = keep; s < counts.size(); ++s) drained &= counts[s] == 0;
+  if (c.phase() == pb::RemoveBricks::COMMIT && (!drained || v->removing_from() != keep)) {
+    return "remove-brick of volume " + c.name() +
+           " has not finished moving the data off the bricks: check 'volume remove-brick " +
+           c.name() + " ... status', or use 'force' to remove them and abandon what they hold";
+  }
+  xl::dht::BucketMap next = *map;
+  if (!drained) {
+    // force: what the leaving sets still hold is abandoned, their buckets go to the others.
+    if (!next.moving.empty()) next = xl::dht::settled(next);
+    auto shrunk = xl::dht::rebalanced(next, keep);
+    if (!shrunk) return "volume " + c.name() + ": " + shrunk.error();
+    next = xl::dht::settled(*shrunk);
+  }
+  next = xl::dht::trimmed(next);
+  if (next.sets != keep) return "internal: the bucket map keeps " + std::to_string(next.sets) + " sets";
+  auto* bricks = v->mutable_bricks();
+  bricks->DeleteSubrange(static_cast<int>(keep * per_set),
+                         bricks->size() - static_cast<int>(keep * per_set));
+  v->set_bucket_map(keep > 1 ? xl::dht::encode(next) : "");
+  v->set_removing_from(0);
   v->set_version(v->version() + 1);
   return "";
 }
@@ -270,6 +328,9 @@ std::string apply_command(pb::ClusterState& state, const pb::Command& cmd) {
       break;
     case pb::Command::kSettleBuckets:
       error = apply_settle(next, cmd.settle_buckets());
+      break;
+    case pb::Command::kRemoveBricks:
+      error = apply_remove_bricks(next, cmd.remove_bricks());
       break;
     case pb::Command::OP_NOT_SET:
       error = "empty command";

@@ -283,6 +283,17 @@ void Mgmtd::on_applied(const pb::Command& cmd, const pb::ClusterState& state) {
         notify_graph_changed(v->name(), v->version());
       }
       break;
+    case pb::Command::kRemoveBricks:
+      if (const auto* v = find_volume(state, cmd.remove_bricks().name())) {
+        if (cmd.remove_bricks().phase() != pb::RemoveBricks::START) {
+          pb::VolumeSpec retired = *v;  // the bricks that left, to stop those of this server
+          *retired.mutable_bricks() = cmd.remove_bricks().removed();
+          asio::post(*workers_, [this, retired] { bricks_->stop(retired, uuid_); });
+        }
+        notify_graph_changed(v->name(), v->version());
+        reconcile_shd();
+      }
+      break;
     case pb::Command::kSettleBuckets:
       if (const auto* v = find_volume(state, cmd.settle_buckets().name())) {
         notify_graph_changed(v->name(), v->version());
@@ -805,6 +816,8 @@ asio::awaitable<pb::CliRsp> Mgmtd::cli(pb::CliReq req, bool trusted, bool local)
       co_return co_await volume_replace_brick(req.volume_replace_brick());
     case pb::CliReq::kVolumeRebalance:
       co_return co_await volume_rebalance(req.volume_rebalance());
+    case pb::CliReq::kVolumeRemoveBrick:
+      co_return co_await volume_remove_brick(req.volume_remove_brick());
     case pb::CliReq::kVolumeStop:
       co_return co_await volume_stop(req.volume_stop());
     case pb::CliReq::kVolumeDelete:
@@ -1344,6 +1357,95 @@ asio::awaitable<pb::CliRsp> Mgmtd::volume_rebalance(pb::VolumeRebalance req) {
   co_return rsp;
 }
 
+asio::awaitable<pb::CliRsp> Mgmtd::volume_remove_brick(pb::VolumeRemoveBrick req) {
+  pb::ClusterState s = state();
+  const pb::VolumeSpec* v = find_volume(s, req.name());
+  if (!v) co_return error_rsp("Volume " + req.name() + " does not exist");
+  uint32_t per_set = std::max<uint32_t>(1, v->replica_count());
+  if (req.replica_count() != 0 && req.replica_count() != per_set) {
+    co_return error_rsp("Changing the replica count of volume " + req.name() +
+                        " is not supported; remove whole replica sets of " +
+                        std::to_string(per_set) + " bricks");
+  }
+  std::set<std::pair<std::string, std::string>> named;
+  for (const auto& text : req.bricks()) {
+    BrickOrError b = co_await brick_of(s, text);
+    if (!b.error.empty()) co_return error_rsp(b.error);
+    named.emplace(b.brick.peer_uuid(), b.brick.path());
+  }
+  if (named.empty() || named.size() % per_set != 0) {
+    co_return error_rsp("Remove brick incorrect brick count of " +
+                        std::to_string(req.bricks_size()) + " for replica " +
+                        std::to_string(per_set));
+  }
+  uint32_t sets = static_cast<uint32_t>(v->bricks_size()) / per_set;
+  uint32_t leaving = static_cast<uint32_t>(named.size()) / per_set;
+  if (leaving >= sets) co_return error_rsp("remove-brick must leave at least one replica set");
+  // The bucket map drains sets from the end: the bricks must be the last sets' bricks.
+  pb::RemoveBricks cmd_body;
+  cmd_body.set_name(req.name());
+  cmd_body.set_sets(leaving);
+  std::string last;
+  for (int i = static_cast<int>((sets - leaving) * per_set); i < v->bricks_size(); ++i) {
+    const auto& b = v->bricks(i);
+    *cmd_body.add_removed() = b;
+    last += (last.empty() ? "" : " ") + b.host() + ":" + b.path();
+    if (!named.count({b.peer_uuid(), b.path()})) {
+      co_return error_rsp("only the last replica sets of a volume can be removed (the bucket map "
+                          "drains sets from the end); here: " + std::to_string(leaving) +
+                          " set(s) = " + last + " ...");
+    }
+  }
+  bool stop_status = req.action() == pb::VolumeRemoveBrick::STATUS ||
+                     req.action() == pb::VolumeRemoveBrick::STOP;
+  if (stop_status) {
+    if (v->removing_from() == 0) {
+      co_return error_rsp("remove-brick not started for volume " + req.name());
+    }
+    pb::VolumeRebalance r;
+    r.set_name(req.name());
+    r.set_action(req.action() == pb::VolumeRemoveBrick::STOP ? pb::VolumeRebalance::STOP
+                                                              : pb::VolumeRebalance::STATUS);
+    pb::CliRsp rsp = co_await volume_rebalance(r);
+    co_return rsp;
+  }
+  cmd_body.set_phase(req.action() == pb::VolumeRemoveBrick::START    ? pb::RemoveBricks::START
+                     : req.action() == pb::VolumeRemoveBrick::COMMIT ? pb::RemoveBricks::COMMIT
+                                                                     : pb::RemoveBricks::FORCE);
+  if (cmd_body.phase() == pb::RemoveBricks::START && v->status() != pb::VOLUME_STARTED) {
+    co_return error_rsp("Volume " + req.name() + " needs to be started before remove-brick "
+                        "(it moves the data off the bricks); use force to remove them now");
+  }
+  if (cmd_body.phase() == pb::RemoveBricks::START && per_set < 2) {
+    co_return error_rsp("remove-brick start of distribute-only volumes is not supported yet "
+                        "(rebalance needs replica sets); use force to remove the bricks and "
+                        "abandon what they hold");
+  }
+  pb::Command cmd;
+  *cmd.mutable_remove_bricks() = cmd_body;
+  std::string error = co_await propose(cmd);
+  if (!error.empty()) co_return error_rsp(error);
+  pb::CliRsp rsp;
+  if (cmd_body.phase() == pb::RemoveBricks::START) {
+    pb::VolumeRebalance r;
+    r.set_name(req.name());
+    r.set_action(pb::VolumeRebalance::START);
+    pb::CliRsp started = co_await volume_rebalance(r);
+    if (!started.error().empty()) {
+      co_return error_rsp("the bucket map moves the bricks' buckets away, but moving their data "
+                          "did not start: " + started.error() + "; retry with 'volume "
+                          "remove-brick " + req.name() + " ... start'");
+    }
+    rsp.set_message("ID: " + Gfid::random().str());
+  } else {
+    rsp.set_message(
+        "Check the removed bricks to ensure all files are migrated.\nIf files with data are "
+        "found on the brick path, copy them via a mortar mount point before re-purposing the "
+        "removed brick. ");
+  }
+  co_return rsp;
+}
+
 asio::awaitable<void> Mgmtd::settle_when_done(std::string volume) {
   asio::steady_timer timer(io_);
   pb::VolumeHeal h;
@@ -1606,6 +1708,19 @@ asio::awaitable<pb::CliRsp> Mgmtd::local_heal(pb::VolumeHeal req) {
   auto client = std::make_shared<rpc::RpcClient>(io_.get_executor(), o);
   client->start();
   bool up = co_await client->wait_up(2s);
+  bool rebalance = req.op() == pb::VolumeHeal::REBALANCE_START ||
+                   req.op() == pb::VolumeHeal::REBALANCE_STOP ||
+                   req.op() == pb::VolumeHeal::REBALANCE_STATUS;
+  // Rebalance follows changes of the bricks, which restart the daemon with the new graph:
+  // give it the time to come back.
+  for (int i = 0; !up && rebalance && i < 20; ++i) {
+    client->stop();
+    asio::steady_timer wait(io_, 500ms);
+    co_await wait.async_wait(use_nothrow);
+    client = std::make_shared<rpc::RpcClient>(io_.get_executor(), o);
+    client->start();
+    up = co_await client->wait_up(2s);
+  }
   if (!up) {
     client->stop();
     co_return error_rsp("cannot reach the self-heal daemon on " + advertise_);

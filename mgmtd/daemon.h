@@ -117,6 +117,7 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
   };
   Task<BrickOrError> brick_of(pb::ClusterState state, std::string text);
   Task<pb::CliRsp> volume_rebalance(pb::VolumeRebalance req);
+  Task<pb::CliRsp> volume_remove_brick(pb::VolumeRemoveBrick req);
   // After `rebalance start`: waits until no server is moving buckets, then settles them if all
   // finished without a failure.
   Awaitable settle_when_done(std::string volume);

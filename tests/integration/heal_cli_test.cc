@@ -942,6 +942,20 @@ TEST_F(HealCliTest, RebalanceMovesExistingFilesWhileAWriterWrites) {
   EXPECT_TRUE(contains(r.stdout_text, "volume rebalance: vol: success: Rebalance on vol has been "
                                       "started successfully"))
       << show(r);
+  // Stopped part way, then started again: it goes on from its bucket cursor.
+  std::this_thread::sleep_for(1500ms);
+  r = cli({"volume", "rebalance", "vol", "stop"});
+  ASSERT_EQ(r.status, 0) << show(r);
+  std::string stopped;
+  EXPECT_TRUE(poll_until(
+      [&] {
+        stopped = show(cli({"volume", "rebalance", "vol", "status"}));
+        return contains(stopped, " stopped ") || contains(stopped, "completed");
+      },
+      30s))
+      << stopped;
+  r = cli({"volume", "rebalance", "vol", "start"});
+  ASSERT_EQ(r.status, 0) << show(r);
   std::string status;
   EXPECT_TRUE(poll_until(
       [&] {
@@ -979,6 +993,13 @@ TEST_F(HealCliTest, RebalanceMovesExistingFilesWhileAWriterWrites) {
   EXPECT_GT(on_new, static_cast<size_t>(kOld) / 3) << "old set holds " << on_old;
   EXPECT_GT(on_old, static_cast<size_t>(kOld) / 3) << "new set holds " << on_new;
   EXPECT_EQ(on_new + on_old, static_cast<size_t>(kOld + 2)) << "a file on both sets, or none";
+  // Every old file on the new set was moved there once ("site/log" may have been made there).
+  std::regex row("127\\.0\\.0\\.110 +(\\d+) ");
+  std::smatch mm;
+  ASSERT_TRUE(std::regex_search(status, mm, row)) << status;
+  uint64_t moved_files = std::stoull(mm[1]);
+  EXPECT_LE(moved_files, on_new) << status;
+  EXPECT_GE(moved_files + 1, on_new) << status;
   EXPECT_EQ(brick_tree(c0), brick_tree(c1));
   ASSERT_NO_FATAL_FAILURE(wait_heal_drained(4, 30s));
   EXPECT_EQ(brick_tree(brick_dir(0)), brick_tree(brick_dir(1)));
@@ -987,6 +1008,76 @@ TEST_F(HealCliTest, RebalanceMovesExistingFilesWhileAWriterWrites) {
   r = cli({"volume", "add-brick", "vol", host(0) + ":" + (dir_ / "d0"),
            host(1) + ":" + (dir_ / "d1"), "force"});
   EXPECT_EQ(r.status, 0) << show(r);
+}
+
+// `volume remove-brick VOL BRICKS start | status | commit` on a mounted 2 x 2 volume: commit is
+// refused until the leaving set is drained; start moves its files to the set that stays while
+// the mount keeps working; once settled, commit makes the volume 1 x 2 with every file intact
+// and the leaving bricks' daemons stopped.
+TEST_F(HealCliTest, RemoveBrickDrainsTheLastSetBeforeCommit) {
+  ASSERT_NO_FATAL_FAILURE(start_volume(4, {"replica", "2"}));
+  ASSERT_NO_FATAL_FAILURE(mount());
+  std::string c0 = brick_dir(2), c1 = brick_dir(3);
+  std::string leaving0 = brick(2), leaving1 = brick(3);
+  ASSERT_TRUE(fs::create_directories(m("app/state")));
+  constexpr int kFiles = 200;
+  for (int i = 0; i < kFiles; ++i) {
+    ASSERT_EQ(write_file(m("app/state/s" + std::to_string(i)), pattern(500 + i, i)), 0) << i;
+  }
+  size_t on_leaving = 0;
+  for (const auto& [path, node] : brick_tree(c0)) on_leaving += node.type == 'f';
+  ASSERT_GT(on_leaving, 20u) << "the leaving set should hold a share of the files";
+
+  CliResult r = cli({"volume", "remove-brick", "vol", leaving0, leaving1, "commit"});
+  EXPECT_NE(r.status, 0) << show(r);
+  EXPECT_TRUE(contains(r.out, "has not finished moving the data off the bricks")) << show(r);
+  r = cli({"volume", "remove-brick", "vol", brick(0), brick(1), "start"});
+  EXPECT_NE(r.status, 0) << show(r);
+  EXPECT_TRUE(contains(r.out, "only the last replica sets")) << show(r);
+
+  r = cli({"volume", "remove-brick", "vol", leaving0, leaving1, "start"});
+  ASSERT_EQ(r.status, 0) << show(r);
+  EXPECT_TRUE(contains(r.stdout_text, "volume remove-brick start: success")) << show(r);
+  // The mount keeps serving while the set drains.
+  for (int i = 0; i < kFiles; i += 20) {
+    std::string content;
+    int err = 0;
+    EXPECT_TRUE(read_file(m("app/state/s" + std::to_string(i)), content, err)) << std::strerror(err);
+  }
+  std::string status;
+  EXPECT_TRUE(poll_until(
+      [&] {
+        CliResult g = cli({"volume", "info", "vol", "--graph"});
+        status = show(cli({"volume", "remove-brick", "vol", leaving0, leaving1, "status"}));
+        return g.status == 0 && contains(g.stdout_text, "option bucket-map ") &&
+               !contains(g.stdout_text, "moving=");
+      },
+      90s))
+      << status;
+  EXPECT_TRUE(contains(status, "completed")) << status;
+  on_leaving = 0;
+  for (const auto& [path, node] : brick_tree(c0)) on_leaving += node.type == 'f';
+  EXPECT_EQ(on_leaving, 0u) << "files left on the drained set";
+
+  r = cli({"volume", "remove-brick", "vol", leaving0, leaving1, "commit"});
+  ASSERT_EQ(r.status, 0) << show(r);
+  EXPECT_TRUE(contains(r.stdout_text, "volume remove-brick commit: success")) << show(r);
+  r = cli({"volume", "info", "vol"});
+  EXPECT_TRUE(contains(r.stdout_text, "Number of Bricks: 1 x 2 = 2")) << show(r);
+  EXPECT_FALSE(contains(r.stdout_text, leaving0 + "\n")) << show(r);
+  EXPECT_TRUE(eventually([&] { return brick_pid(2) == 0 && brick_pid(3) == 0; }, 15s))
+      << "the removed bricks' daemons still run";
+
+  for (int i = 0; i < kFiles; ++i) {
+    std::string content;
+    int err = 0;
+    std::string name = "app/state/s" + std::to_string(i);
+    ASSERT_TRUE(eventually([&] { return read_file(m(name), content, err); }, 10s))
+        << name << ": " << std::strerror(err);
+    EXPECT_TRUE(content == pattern(500 + i, i)) << name;
+  }
+  ASSERT_NO_FATAL_FAILURE(wait_heal_drained(2, 30s));
+  EXPECT_EQ(brick_tree(brick_dir(0)), brick_tree(brick_dir(1)));
 }
 
 }  // namespace

@@ -159,6 +159,36 @@ INSTANTIATE_TEST_SUITE_P(
                  "v"},
         Accepted{"volume replace-brick v h1:/b h5:/b commit force", Command::kVolumeReplaceBrick,
                  "volume_replace_brick { name: 'v' old_brick: 'h1:/b' new_brick: 'h5:/b' }", "v"},
+        // rebalance, remove-brick
+        Accepted{"volume rebalance v start", Command::kVolumeRebalance,
+                 "volume_rebalance { name: 'v' action: START }", "v"},
+        Accepted{"volume rebalance v start force", Command::kVolumeRebalance,
+                 "volume_rebalance { name: 'v' action: START force: true }", "v"},
+        Accepted{"volume rebalance v stop", Command::kVolumeRebalance,
+                 "volume_rebalance { name: 'v' action: STOP }", "v"},
+        Accepted{"volume rebalance v status", Command::kVolumeRebalance,
+                 "volume_rebalance { name: 'v' action: STATUS }", "v"},
+        Accepted{"volume rebalance v fix-layout start", Command::kVolumeRebalance,
+                 "volume_rebalance { name: 'v' action: FIX_LAYOUT_START }", "v"},
+        Accepted{"volume remove-brick v h3:/b h4:/b start", Command::kVolumeRemoveBrick,
+                 "volume_remove_brick { name: 'v' bricks: 'h3:/b' bricks: 'h4:/b' action: START }",
+                 "v"},
+        Accepted{"volume remove-brick v replica 2 h3:/b h4:/b status", Command::kVolumeRemoveBrick,
+                 "volume_remove_brick { name: 'v' replica_count: 2 bricks: 'h3:/b' "
+                 "bricks: 'h4:/b' action: STATUS }",
+                 "v"},
+        Accepted{"volume remove-brick v h3:/b h4:/b stop", Command::kVolumeRemoveBrick,
+                 "volume_remove_brick { name: 'v' bricks: 'h3:/b' bricks: 'h4:/b' action: STOP }",
+                 "v"},
+        Accepted{"volume remove-brick v h3:/b h4:/b commit", Command::kVolumeRemoveBrick,
+                 "volume_remove_brick { name: 'v' bricks: 'h3:/b' bricks: 'h4:/b' action: COMMIT }",
+                 "v", "Removing brick(s) can result in data loss. Do you want to Continue?"},
+        Accepted{"volume remove-brick v h3:/b h4:/b commit force", Command::kVolumeRemoveBrick,
+                 "volume_remove_brick { name: 'v' bricks: 'h3:/b' bricks: 'h4:/b' action: FORCE }",
+                 "v", "Removing brick(s) can result in data loss. Do you want to Continue?"},
+        Accepted{"volume remove-brick v h3:/b h4:/b force", Command::kVolumeRemoveBrick,
+                 "volume_remove_brick { name: 'v' bricks: 'h3:/b' bricks: 'h4:/b' action: FORCE }",
+                 "v", "Removing brick(s) can result in data loss. Do you want to Continue?"},
         // answered locally
         Accepted{"help", Command::kHelp, ""}, Accepted{"help all", Command::kHelp, ""},
         Accepted{"peer help", Command::kPeerHelp, ""},
@@ -327,6 +357,16 @@ INSTANTIATE_TEST_SUITE_P(
         Refused{"volume add-brick v replica 2 force", "No bricks specified"},
         Refused{"volume add-brick v h3:b", "Wrong brick type: h3:b, use <HOSTNAME>:<export-dir-abs-path>"},
         Refused{"volume add-brick v h3:/b h3:/b", "Found duplicate exports h3:/b"},
+        Refused{"volume rebalance v", "Usage: volume rebalance <VOLNAME> {{fix-layout start} | "
+                                      "{start [force]|stop|status}}"},
+        Refused{"volume rebalance v fix-layout", "Usage: volume rebalance <VOLNAME> {{fix-layout "
+                                                 "start} | {start [force]|stop|status}}"},
+        Refused{"volume rebalance v stop now", "Usage: volume rebalance <VOLNAME> {{fix-layout "
+                                               "start} | {start [force]|stop|status}}"},
+        Refused{"volume remove-brick v h3:/b h4:/b drain",
+                "Usage: volume remove-brick <VOLNAME> [replica <COUNT>] <BRICK> ... "
+                "<start|stop|status|commit|force>"},
+        Refused{"volume remove-brick v replica 2 start", "No bricks specified"},
         Refused{"volume replace-brick v h1:/b h5:/b start",
                 "replace-brick is only supported as 'commit force': volume replace-brick "
                 "<VOLNAME> <SOURCE-BRICK> <NEW-BRICK> {commit force}"},
