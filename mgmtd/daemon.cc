@@ -1482,6 +1482,9 @@ asio::awaitable<void> Mgmtd::settle_if_done(std::string volume, pb::CliRsp statu
         st.map_version() != map->version) {
       co_return;
     }
+    // A set being drained must end up empty: what was left in place (hard-linked and special
+    // files, reached through link entries) would go with it.
+    if (v->removing_from() != 0 && st.skipped() > 0) co_return;
   }
   pb::Command cmd;
   cmd.mutable_settle_buckets()->set_name(volume);

@@ -511,7 +511,14 @@ pb::ShdRebalanceRsp VolumeHealer::rebalance(pb::ShdRebalanceReq req) {
       r.sets = sets;
       r.buckets.clear();
       for (const auto& [bucket, from] : map.moving) {
-        if (std::find(sets.begin(), sets.end(), from) != sets.end()) r.buckets.push_back(bucket);
+        if (std::find(sets.begin(), sets.end(), from) != sets.end()) {
+          r.buckets.push_back({bucket, Rebalance::kMoving});
+        }
+      }
+      std::vector<uint32_t> owned = map.counts();
+      for (uint32_t set : sets) {
+        if (set >= owned.size() || owned[set] != 0) continue;
+        for (uint32_t b = 0; b < xl::dht::kBuckets; ++b) r.buckets.push_back({b, set});
       }
       r.next = r.done = 0;
       r.scanned = r.moved = r.failed = r.skipped = r.bytes = 0;
@@ -569,8 +576,13 @@ asio::awaitable<void> VolumeHealer::rebalance_run() {
 asio::awaitable<void> VolumeHealer::rebalance_worker() {
   Rebalance& r = reb_;
   while (!r.stop_wanted && !stopping_ && r.next < r.buckets.size()) {
-    uint32_t bucket = r.buckets[r.next++];
-    xl::dht::MoveStats st = co_await r.dht->move_bucket(bucket);
+    Rebalance::Task task = r.buckets[r.next++];
+    xl::dht::MoveStats st;
+    if (task.set == Rebalance::kMoving) {
+      st = co_await r.dht->move_bucket(task.bucket);
+    } else {
+      st = co_await r.dht->drain_bucket(task.bucket, task.set);
+    }
     r.scanned += st.scanned;
     r.moved += st.moved;
     r.failed += st.failed;

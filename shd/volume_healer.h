@@ -115,7 +115,14 @@ class VolumeHealer {
     pb::RebalanceStatus::State state = pb::RebalanceStatus::NOT_STARTED;
     uint64_t map_version = 0;
     std::vector<uint32_t> sets;
-    std::vector<uint32_t> buckets;  // this server's moving buckets
+    // This server's work: moving buckets (set = kMoving), then every bucket of each set it
+    // leads that is being drained (owns no bucket: remove-brick).
+    struct Task {
+      uint32_t bucket;
+      uint32_t set;
+    };
+    static constexpr uint32_t kMoving = UINT32_MAX;
+    std::vector<Task> buckets;
     size_t next = 0;                // the cursor: every bucket before it is handed out
     size_t done = 0;
     int workers = 0;

@@ -837,6 +837,18 @@ TEST_F(DistributeTest, MoverMovesMovingBucketsAndOpenWritersFollow) {
   EXPECT_EQ(again.moved, 0u);
   EXPECT_EQ(again.failed, 0u);
   EXPECT_EQ(again.scanned, expect_skipped);
+
+  // Settled, only the new owners are asked: the hard-linked file, left in place, is reached
+  // through the link entry its moved names got; everything else is where it belongs.
+  ASSERT_NO_FATAL_FAILURE(use_graph(2, xl::dht::encode(xl::dht::settled(dht().map()))));
+  ASSERT_TRUE(dht().map().moving.empty());
+  for (const auto& [key, data] : content) {
+    auto got = get(key.first, key.second);
+    ASSERT_TRUE(got) << key.second << " after settling: " << got.error().message();
+    EXPECT_TRUE(*got == data) << key.second;
+  }
+  std::string page0_data = content[{root, "page0"}];
+  EXPECT_EQ(get(subdir, "page0-again").value_or("?"), page0_data);
 }
 
 }  // namespace

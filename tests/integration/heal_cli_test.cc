@@ -1024,6 +1024,15 @@ TEST_F(HealCliTest, RemoveBrickDrainsTheLastSetBeforeCommit) {
   for (int i = 0; i < kFiles; ++i) {
     ASSERT_EQ(write_file(m("app/state/s" + std::to_string(i)), pattern(500 + i, i)), 0) << i;
   }
+  // Renamed files keep their data where it was, and the new names' owners get link entries:
+  // data on the leaving set under names the other set owns must move too.
+  std::map<std::string, std::string> renamed;
+  for (int i = 0; i < 40; ++i) {
+    std::string to = "app/renamed" + std::to_string(i);
+    ASSERT_EQ(::rename(m("app/state/s" + std::to_string(i)).c_str(), m(to).c_str()), 0)
+        << std::strerror(errno);
+    renamed[to] = pattern(500 + i, i);
+  }
   size_t on_leaving = 0;
   for (const auto& [path, node] : brick_tree(c0)) on_leaving += node.type == 'f';
   ASSERT_GT(on_leaving, 20u) << "the leaving set should hold a share of the files";
@@ -1039,7 +1048,7 @@ TEST_F(HealCliTest, RemoveBrickDrainsTheLastSetBeforeCommit) {
   ASSERT_EQ(r.status, 0) << show(r);
   EXPECT_TRUE(contains(r.stdout_text, "volume remove-brick start: success")) << show(r);
   // The mount keeps serving while the set drains.
-  for (int i = 0; i < kFiles; i += 20) {
+  for (int i = 40; i < kFiles; i += 20) {
     std::string content;
     int err = 0;
     EXPECT_TRUE(read_file(m("app/state/s" + std::to_string(i)), content, err)) << std::strerror(err);
@@ -1068,13 +1077,19 @@ TEST_F(HealCliTest, RemoveBrickDrainsTheLastSetBeforeCommit) {
   EXPECT_TRUE(eventually([&] { return brick_pid(2) == 0 && brick_pid(3) == 0; }, 15s))
       << "the removed bricks' daemons still run";
 
-  for (int i = 0; i < kFiles; ++i) {
+  for (int i = 40; i < kFiles; ++i) {
     std::string content;
     int err = 0;
     std::string name = "app/state/s" + std::to_string(i);
     ASSERT_TRUE(eventually([&] { return read_file(m(name), content, err); }, 10s))
         << name << ": " << std::strerror(err);
     EXPECT_TRUE(content == pattern(500 + i, i)) << name;
+  }
+  for (const auto& [name, data] : renamed) {
+    std::string content;
+    int err = 0;
+    ASSERT_TRUE(read_file(m(name), content, err)) << name << ": " << std::strerror(err);
+    EXPECT_TRUE(content == data) << name;
   }
   ASSERT_NO_FATAL_FAILURE(wait_heal_drained(2, 30s));
   EXPECT_EQ(brick_tree(brick_dir(0)), brick_tree(brick_dir(1)));

@@ -1783,6 +1783,43 @@ asio::awaitable<MoveStats> Distribute::move_bucket(uint32_t bucket) {
   co_return st;
 }
 
+asio::awaitable<MoveStats> Distribute::drain_bucket(uint32_t bucket, uint32_t set) {
+  MoveStats st;
+  int from = static_cast<int>(set), to = static_cast<int>(map_.owner_of(bucket));
+  if (misconfigured_ || from == to || from >= static_cast<int>(children().size())) co_return st;
+  if (!up_[from] || !up_[to]) {
+    ++st.failed;
+    co_return st;
+  }
+  OpContext ctx;
+  pb::BucketListReq req;
+  req.set_bucket(bucket);
+  req.set_max(10000);
+  Result<pb::BucketListRsp> page = co_await child(from)->list_bucket(ctx, req);
+  if (!page) {
+    ++st.failed;
+    co_return st;
+  }
+  for (const auto& e : page->entries()) {
+    if ((e.type() & S_IFMT) == S_IFDIR || e.name().starts_with(kTempPrefix)) continue;
+    Gfid parent = Gfid::from_bytes(e.parent()).value_or(Gfid());
+    ++st.scanned;
+    uint64_t bytes = 0;
+    Moved m = co_await move_name(parent, e.name(), from, to, &bytes);
+    st.bytes += bytes;
+    if (m == Moved::kMoved) {
+      ++st.moved;
+    } else if (m == Moved::kFailed) {
+      ++st.failed;
+    } else if (m == Moved::kSkipped) {
+      ++st.skipped;
+    } else {
+      --st.scanned;
+    }
+  }
+  co_return st;
+}
+
 asio::awaitable<Distribute::Moved> Distribute::move_name(Gfid parent, std::string entry, int from,
                                                          int to, uint64_t* bytes) {
   OpContext ctx;
@@ -1812,9 +1849,18 @@ asio::awaitable<Distribute::Moved> Distribute::move_name(Gfid parent, std::strin
     }
   }
   uint32_t type = src->mode() & S_IFMT;
-  if (type != S_IFREG && type != S_IFLNK) co_return Moved::kSkipped;
-  // Another name of the same inode may live in another bucket: moving one would split them.
-  if (src->nlink() > 1) co_return Moved::kSkipped;
+  // Special files, and files with other names (which may live in other buckets: moving one
+  // name would split the inode), stay where they are; the new owner gets a link entry to
+  // them, so the name still resolves once the bucket settles and only the new owner is asked.
+  if ((type != S_IFREG && type != S_IFLNK) || src->nlink() > 1) {
+    Result<pb::Iatt> pointer = co_await make_link(ctx, to, parent, entry, from);
+    if (!pointer && pointer.error().value == EEXIST) {
+      Result<pb::Iatt> there = co_await child(to)->lookup(ctx, parent, entry);
+      if (there && maybe_link(*there)) co_return Moved::kSkipped;
+      co_return Moved::kFailed;
+    }
+    co_return pointer ? Moved::kSkipped : Moved::kFailed;
+  }
 
   std::string temp = temp_name();
   auto rename_in = [&]() -> Task<void> {

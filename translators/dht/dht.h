@@ -125,6 +125,10 @@ class Distribute : public Translator {
   // gets the moved-away mark and its name goes, so a writer holding it open follows it. Only
   // over replica sets (their locks keep client writes out during the copy).
   boost::asio::awaitable<MoveStats> move_bucket(uint32_t bucket);
+  // remove-brick: moves whatever set `set` (being drained: it owns no bucket) still holds in
+  // `bucket` to the bucket's owner. These are the data of names whose link entry is on another
+  // set (renames and hard links across sets), which no moving bucket lists on `set`.
+  boost::asio::awaitable<MoveStats> drain_bucket(uint32_t bucket, uint32_t set);
   // Walks the whole tree and looks every directory up, which creates it on sets that lack it
   // (new sets after add-brick). Answers how many directories it visited.
   boost::asio::awaitable<Result<uint64_t>> repair_directories();
