@@ -47,9 +47,7 @@ class RpcClient {
     Duration connect_timeout{3000};
     Duration call_timeout{60000};  // deadline of a call that names none
     Duration reconnect_min{100};
-    // A returning brick is found within half a second (heal starts then): a refused connect
-    // costs a SYN and a reset, cheap even from many clients.
-    Duration reconnect_max{500};
+    Duration reconnect_max{2000};
     bool reconnect = true;
     Limits limits;
     std::string name;  // for log lines; defaults to host:port
