@@ -1433,8 +1433,8 @@ asio::awaitable<pb::CliRsp> Mgmtd::volume_remove_brick(pb::VolumeRemoveBrick req
     pb::CliRsp started = co_await volume_rebalance(r);
     if (!started.error().empty()) {
       co_return error_rsp("the bucket map moves the bricks' buckets away, but moving their data "
-                          "did not start: " + started.error() + "; retry with 'volume "
-                          "remove-brick " + req.name() + " ... start'");
+                          "did not start: " + started.error() + "; start it with 'volume "
+                          "rebalance " + req.name() + " start'");
     }
     rsp.set_message("ID: " + Gfid::random().str());
   } else {
