@@ -37,6 +37,25 @@ namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
+// GlusterFS's refusal (without force) of a replica set with two bricks on one server: `bricks`
+// in sets of `replica`. "" when every set spans distinct servers.
+std::string sets_on_one_server(const pb::VolumeSpec& volume, uint32_t replica) {
+  if (replica < 2) return "";
+  for (int set = 0; set + static_cast<int>(replica) <= volume.bricks_size();
+       set += static_cast<int>(replica)) {
+    std::set<std::string> servers;
+    for (uint32_t j = 0; j < replica; ++j) {
+      if (!servers.insert(volume.bricks(set + static_cast<int>(j)).peer_uuid()).second) {
+        return "Multiple bricks of a replicate volume are present on the same server. This setup "
+               "is not optimal. Bricks should be on different nodes to have best fault tolerant "
+               "configuration. Use 'force' at the end of the command if you want to override "
+               "this behavior.";
+      }
+    }
+  }
+  return "";
+}
+
 pb::CliRsp error_rsp(std::string error) {
   pb::CliRsp rsp;
   rsp.set_error(std::move(error));
@@ -1144,19 +1163,8 @@ asio::awaitable<pb::CliRsp> Mgmtd::volume_create(pb::VolumeCreate req) {
     b.brick.set_arbiter(arbiter == 1 && (i % replica) == replica - 1);
     *v.add_bricks() = std::move(b.brick);
   }
-  if (replica > 1 && !req.force()) {
-    for (int set = 0; set < v.bricks_size(); set += static_cast<int>(replica)) {
-      std::set<std::string> servers;
-      for (uint32_t j = 0; j < replica; ++j) {
-        if (!servers.insert(v.bricks(set + static_cast<int>(j)).peer_uuid()).second) {
-          co_return error_rsp(
-              "Multiple bricks of a replicate volume are present on the same server. This setup "
-              "is not optimal. Bricks should be on different nodes to have best fault tolerant "
-              "configuration. Use 'force' at the end of the command if you want to override "
-              "this behavior.");
-        }
-      }
-    }
+  if (!req.force()) {
+    if (auto e = sets_on_one_server(v, replica); !e.empty()) co_return error_rsp(e);
   }
   // What the state alone decides (reuse, nesting), before touching any server.
   pb::Command cmd;
@@ -1220,19 +1228,8 @@ asio::awaitable<pb::CliRsp> Mgmtd::volume_add_brick(pb::VolumeAddBrick req) {
     if (!b.error.empty()) co_return error_rsp(b.error);
     *added.add_bricks() = std::move(b.brick);
   }
-  if (replica > 1 && !req.force()) {
-    for (int set = 0; set < added.bricks_size(); set += static_cast<int>(replica)) {
-      std::set<std::string> servers;
-      for (uint32_t j = 0; j < replica; ++j) {
-        if (!servers.insert(added.bricks(set + static_cast<int>(j)).peer_uuid()).second) {
-          co_return error_rsp(
-              "Multiple bricks of a replicate volume are present on the same server. This setup "
-              "is not optimal. Bricks should be on different nodes to have best fault tolerant "
-              "configuration. Use 'force' at the end of the command if you want to override "
-              "this behavior.");
-        }
-      }
-    }
+  if (!req.force()) {
+    if (auto e = sets_on_one_server(added, replica); !e.empty()) co_return error_rsp(e);
   }
   pb::Command cmd;
   auto* add = cmd.mutable_add_bricks();
