@@ -1731,10 +1731,24 @@ Task<void> Distribute::entrylk(OpContext ctx, pb::EntrylkReq req) {
 // ---- rebalance ----
 
 asio::awaitable<MoveStats> Distribute::move_bucket(uint32_t bucket) {
-  MoveStats st;
   std::optional<uint32_t> previous = map_.previous_owner(bucket);
-  if (misconfigured_ || !previous) co_return st;
-  int from = static_cast<int>(*previous), to = static_cast<int>(map_.owner_of(bucket));
+  if (misconfigured_ || !previous) co_return MoveStats{};
+  MoveStats st = co_await move_entries(bucket, static_cast<int>(*previous),
+                                       static_cast<int>(map_.owner_of(bucket)));
+  co_return st;
+}
+
+asio::awaitable<MoveStats> Distribute::drain_bucket(uint32_t bucket, uint32_t set) {
+  int from = static_cast<int>(set), to = static_cast<int>(map_.owner_of(bucket));
+  if (misconfigured_ || from == to || from >= static_cast<int>(children().size())) {
+    co_return MoveStats{};
+  }
+  MoveStats st = co_await move_entries(bucket, from, to);
+  co_return st;
+}
+
+asio::awaitable<MoveStats> Distribute::move_entries(uint32_t bucket, int from, int to) {
+  MoveStats st;
   if (!up_[from] || !up_[to]) {
     ++st.failed;
     co_return st;
@@ -1757,65 +1771,16 @@ asio::awaitable<MoveStats> Distribute::move_bucket(uint32_t bucket) {
     req.set_cursor(page->cursor());
   }
   for (const auto& e : entries) {
-    if ((e.type() & S_IFMT) == S_IFDIR) continue;
-    if (e.name().starts_with(kTempPrefix)) continue;
-    Gfid parent = Gfid::from_bytes(e.parent()).value_or(Gfid());
-    ++st.scanned;
-    uint64_t bytes = 0;
-    Moved m = co_await move_name(parent, e.name(), from, to, &bytes);
-    st.bytes += bytes;
-    switch (m) {
-      case Moved::kMoved:
-        ++st.moved;
-        break;
-      case Moved::kFailed:
-        ++st.failed;
-        break;
-      case Moved::kSkipped:
-        ++st.skipped;
-        break;
-      case Moved::kGone:
-      case Moved::kDirectory:
-        --st.scanned;  // not a name of this bucket any more, or not one that moves
-        break;
-    }
-  }
-  co_return st;
-}
-
-asio::awaitable<MoveStats> Distribute::drain_bucket(uint32_t bucket, uint32_t set) {
-  MoveStats st;
-  int from = static_cast<int>(set), to = static_cast<int>(map_.owner_of(bucket));
-  if (misconfigured_ || from == to || from >= static_cast<int>(children().size())) co_return st;
-  if (!up_[from] || !up_[to]) {
-    ++st.failed;
-    co_return st;
-  }
-  OpContext ctx;
-  pb::BucketListReq req;
-  req.set_bucket(bucket);
-  req.set_max(10000);
-  Result<pb::BucketListRsp> page = co_await child(from)->list_bucket(ctx, req);
-  if (!page) {
-    ++st.failed;
-    co_return st;
-  }
-  for (const auto& e : page->entries()) {
     if ((e.type() & S_IFMT) == S_IFDIR || e.name().starts_with(kTempPrefix)) continue;
     Gfid parent = Gfid::from_bytes(e.parent()).value_or(Gfid());
-    ++st.scanned;
     uint64_t bytes = 0;
     Moved m = co_await move_name(parent, e.name(), from, to, &bytes);
     st.bytes += bytes;
-    if (m == Moved::kMoved) {
-      ++st.moved;
-    } else if (m == Moved::kFailed) {
-      ++st.failed;
-    } else if (m == Moved::kSkipped) {
-      ++st.skipped;
-    } else {
-      --st.scanned;
-    }
+    // Names gone meanwhile and directories are not this bucket's to move.
+    if (m != Moved::kGone && m != Moved::kDirectory) ++st.scanned;
+    if (m == Moved::kMoved) ++st.moved;
+    if (m == Moved::kFailed) ++st.failed;
+    if (m == Moved::kSkipped) ++st.skipped;
   }
   co_return st;
 }

@@ -213,6 +213,8 @@ class Distribute : public Translator {
                                                    std::shared_ptr<FileCtx> fc, int from);
   enum class Moved { kMoved, kGone, kFailed, kSkipped, kDirectory };
   // One name of a moving bucket, from set `from` to set `to`; `bytes` gets the data copied.
+  // Every name of `bucket` on set `from` (move_bucket, drain_bucket) to set `to`.
+  boost::asio::awaitable<MoveStats> move_entries(uint32_t bucket, int from, int to);
   boost::asio::awaitable<Moved> move_name(Gfid parent, std::string name, int from, int to,
                                           uint64_t* bytes);
   boost::asio::awaitable<Result<uint64_t>> copy_data(Gfid gfid, int from, int to, FdPtr to_fd,
