@@ -444,6 +444,10 @@ void Mgmtd::reconcile_bricks() {
           bricks_->stop(v, uuid_);
         }
       }
+      {
+        std::lock_guard lock(mu_);
+        reconciled_epoch_ = std::max(reconciled_epoch_, s.epoch());
+      }
       shd_->reconcile(s, uuid_);
     });
   });
@@ -1518,10 +1522,20 @@ asio::awaitable<void> Mgmtd::heal_replaced(std::string volume) {
             volume, volume);
 }
 
-asio::awaitable<std::vector<pb::BrickStatus>> Mgmtd::brick_status(pb::VolumeSpec volume,
-                                                                  bool detail) {
-  pb::VolumeStatusEntry entry = co_await volume_status_entry(std::move(volume), detail);
-  co_return std::vector<pb::BrickStatus>(entry.bricks().begin(), entry.bricks().end());
+asio::awaitable<bool> Mgmtd::wait_bricks_reconciled(uint64_t epoch,
+                                                    std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (!co_await wait_epoch(epoch, timeout)) co_return false;
+  asio::steady_timer timer(io_);
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard lock(mu_);
+      if (reconciled_epoch_ >= epoch) co_return true;
+    }
+    timer.expires_after(20ms);
+    co_await timer.async_wait(use_nothrow);
+  }
+  co_return false;
 }
 
 pb::BrickStatusRsp Mgmtd::local_status(const pb::VolumeSpec& volume, bool detail) {
@@ -1542,7 +1556,8 @@ pb::BrickStatusRsp Mgmtd::local_status(const pb::VolumeSpec& volume, bool detail
 }
 
 asio::awaitable<pb::VolumeStatusEntry> Mgmtd::volume_status_entry(pb::VolumeSpec volume,
-                                                                  bool detail) {
+                                                                  bool detail,
+                                                                  uint64_t acted_epoch) {
   std::map<std::string, pb::BrickStatus> by_brick;  // "uuid path" -> status
   std::vector<std::string> servers;                 // in brick order
   for (const auto& b : volume.bricks()) {
@@ -1556,6 +1571,7 @@ asio::awaitable<pb::VolumeStatusEntry> Mgmtd::volume_status_entry(pb::VolumeSpec
   for (const auto& uuid : servers) {
     pb::BrickStatusRsp local;
     if (uuid == uuid_) {
+      if (acted_epoch > 0) (void)co_await wait_bricks_reconciled(acted_epoch, 5s);
       auto blocking4 = run_blocking([this, volume, detail] { return local_status(volume, detail); });
       local = co_await std::move(blocking4);
       if (local.has_heal_daemon()) local.mutable_heal_daemon()->set_local(true);
@@ -1563,6 +1579,7 @@ asio::awaitable<pb::VolumeStatusEntry> Mgmtd::volume_status_entry(pb::VolumeSpec
       pb::BrickStatusReq req;
       req.set_volume(volume.name());
       req.set_detail(detail);
+      req.set_acted_epoch(acted_epoch);
       Result<pb::BrickStatusRsp> rsp =
           co_await call_client<pb::BrickStatusRsp>(client, pb::PEER_BRICK_STATUS, req);
       if (rsp) local = std::move(*rsp);
@@ -1836,11 +1853,14 @@ asio::awaitable<pb::CliRsp> Mgmtd::volume_start(pb::VolumeName req) {
   std::string error = co_await propose(cmd);
   if (!error.empty()) co_return error_rsp(error);
   // Like GlusterFS, answer once the bricks serve (or say which did not).
-  pb::VolumeSpec started = *find_volume(state(), req.name());
+  pb::ClusterState after = state();
+  pb::VolumeSpec started = *find_volume(after, req.name());
   asio::steady_timer timer(io_);
   std::vector<pb::BrickStatus> st;
   for (int i = 0; i < 100; ++i) {
-    st = co_await brick_status(started, false);
+    // Every server must have acted on the start (a later brick death is then not undone).
+    pb::VolumeStatusEntry entry = co_await volume_status_entry(started, false, i == 0 ? after.epoch() : 0);
+    st.assign(entry.bricks().begin(), entry.bricks().end());
     if (std::all_of(st.begin(), st.end(), [](const pb::BrickStatus& b) { return b.online(); })) {
       co_return pb::CliRsp();
     }
@@ -2039,6 +2059,7 @@ asio::awaitable<void> Mgmtd::handle_peer(rpc::ConnectionPtr conn, rpc::Frame fra
       pb::BrickStatusReq req;
       if (!req.ParseFromString(frame.message)) co_return bad();
       pb::BrickStatusRsp rsp;
+      if (req.acted_epoch() > 0) (void)co_await wait_bricks_reconciled(req.acted_epoch(), 5s);
       pb::ClusterState s = state();
       if (const auto* v = find_volume(s, req.volume())) {
         pb::VolumeSpec volume = *v;

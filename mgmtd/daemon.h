@@ -131,9 +131,13 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
   Task<pb::CliRsp> volume_status(pb::VolumeName req);
   Task<pb::CliRsp> volume_set(pb::VolumeSet req);
   Task<pb::CliRsp> volume_reset(pb::VolumeReset req);
-  Task<std::vector<pb::BrickStatus>> brick_status(pb::VolumeSpec volume, bool detail);
   // Bricks and self-heal daemons of `volume`, asked of every server that has bricks of it.
-  Task<pb::VolumeStatusEntry> volume_status_entry(pb::VolumeSpec volume, bool detail);
+  // With `acted_epoch`, each server answers once its bricks were started or stopped for that
+  // epoch of the state (or a later one).
+  Task<pb::VolumeStatusEntry> volume_status_entry(pb::VolumeSpec volume, bool detail,
+                                                  uint64_t acted_epoch = 0);
+  // Waits until this server applied `epoch` and started or stopped its bricks to match.
+  Task<bool> wait_bricks_reconciled(uint64_t epoch, std::chrono::milliseconds timeout);
   pb::BrickStatusRsp local_status(const pb::VolumeSpec& volume, bool detail);  // blocking
   // `volume heal ...`. `forwarded`: another server asked, for this server's daemon.
   Task<pb::CliRsp> volume_heal(pb::VolumeHeal req, bool forwarded);
@@ -186,6 +190,9 @@ class Mgmtd : public rpc::ServiceHandler, private RaftNode::StateMachine {
   std::map<uint64_t, std::pair<std::weak_ptr<rpc::ServerConnection>, std::set<std::string>>>
       subscribers_;                 // GUARDED_BY(mu_)
   bool reconcile_pending_ = false;  // GUARDED_BY(mu_)
+  // The epoch of the last state whose bricks reconcile_bricks started or stopped. A brick
+  // killed after `volume start force` answered must stay dead: the answer waits for this.
+  uint64_t reconciled_epoch_ = 0;  // GUARDED_BY(mu_)
   bool stopping_ = false;
   // The last rebalance that settled, per volume (this server led it): its heal daemons
   // restarted with the settled graph and no longer know it.
