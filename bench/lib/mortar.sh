@@ -104,6 +104,13 @@ mortar_pending() {
     <<<"$out"
 }
 
+# What to look at when the volume misbehaves.
+mortar_diagnose() {
+  mortar_cli volume status "$1"
+  mortar_cli volume heal "$1" info
+  tail -n 20 "$(mortar_dir)/log/mgmtd.log"
+}
+
 mortar_down() {
   local vol=$1 mnt=$2 d f
   d=$(mortar_dir)
