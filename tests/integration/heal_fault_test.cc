@@ -744,7 +744,9 @@ TEST_F(HealFaultTest, HungBrickStallsAtMostThePingTimeout) {
   auto resumed_at = Clock::now();
   ::kill(victim, SIGCONT);
   stopped_brick_ = -1;
-  std::this_thread::sleep_for(2s);
+  // Long enough that "more than 20 files after the return" means "not stalled" even under
+  // ASan on a loaded 2-core machine (2 s gave 20 exactly there).
+  std::this_thread::sleep_for(4s);
   stop = true;
   writer.join();
 
