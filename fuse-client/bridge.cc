@@ -847,15 +847,22 @@ struct FuseBridge::Callbacks {
     auto* b = bridge_of(req);
     b->spawn(b->statfs(req, b->graph(), ino));
   }
+  // Without the `capability` mount option, file capabilities stay on this side (see
+  // MountOptions::capability): answered here, without a coroutine or a brick.
+  static bool capability_off(FuseBridge* b, const char* name) {
+    return !b->options_.capability && std::strcmp(name, "security.capability") == 0;
+  }
   static void setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
                        size_t size, int flags) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("SETXATTR {} {}", ino, name);
+    if (capability_off(b, name)) return (void)fuse_reply_err(req, EOPNOTSUPP);
     b->spawn(b->setxattr(req, b->graph(), ino, name, std::string(value, size), flags));
   }
   static void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("GETXATTR {} {}", ino, name);
+    if (capability_off(b, name)) return (void)fuse_reply_err(req, ENODATA);
     b->spawn(b->getxattr(req, b->graph(), ino, name, size));
   }
   static void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
@@ -864,6 +871,7 @@ struct FuseBridge::Callbacks {
   }
   static void removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     auto* b = bridge_of(req);
+    if (capability_off(b, name)) return (void)fuse_reply_err(req, ENODATA);
     b->spawn(b->removexattr(req, b->graph(), ino, name));
   }
   static void getlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock) {

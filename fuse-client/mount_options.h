@@ -28,6 +28,9 @@ struct MountOptions {
   bool direct_io = false;
   bool read_only = false;
   bool debug = false;                       // log every operation
+  // security.capability reaches the bricks (file capabilities, setcap). Off, as in GlusterFS:
+  // the kernel asks for it before every write to a file, a brick round trip each time.
+  bool capability = false;
   std::vector<std::string> kernel_options;  // passed to mount(2): nodev, noatime, ...
   int volfile_max_fetch_attempts = 3;       // rounds over the volfile servers at mount time
   // The volume's mount options (GetspecRsp.mount_options) the user gave with -o, by their

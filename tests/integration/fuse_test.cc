@@ -311,6 +311,57 @@ TEST_F(FuseTest, ExtendedAttributes) {
   EXPECT_EQ(::setxattr(at("x").c_str(), "trusted.mortar.gfid", "x", 1, 0), -1);
 }
 
+// A file capability as setcap(8) writes it: revision 2, effective, cap_net_bind_service.
+std::string net_bind_capability() {
+  uint32_t words[5] = {0x02000000u | 1u /* VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE */,
+                       1u << 10, 0, 0, 0};
+  return std::string(reinterpret_cast<const char*>(words), sizeof words);
+}
+
+TEST_F(FuseTest, FileCapabilitiesStayOffTheBricksByDefault) {
+  std::ofstream(at("tool")) << "#!/bin/sh\n";
+  std::string cap = net_bind_capability();
+  char value[64];
+  // As a GlusterFS mount without --capability: nothing to read, and setting is refused.
+  EXPECT_EQ(::getxattr(at("tool").c_str(), "security.capability", value, sizeof value), -1);
+  EXPECT_EQ(errno, ENODATA);
+  EXPECT_EQ(::setxattr(at("tool").c_str(), "security.capability", cap.data(), cap.size(), 0), -1);
+  EXPECT_EQ(errno, EOPNOTSUPP);
+  EXPECT_EQ(::getxattr((brick_dir_ + "/tool").c_str(), "security.capability", value,
+                       sizeof value),
+            -1);
+  // Other security.* names still reach the brick.
+  EXPECT_EQ(::setxattr(at("tool").c_str(), "security.mortar-test", "v", 1, 0), 0)
+      << std::strerror(errno);
+  EXPECT_EQ(::getxattr((brick_dir_ + "/tool").c_str(), "security.mortar-test", value,
+                       sizeof value),
+            1);
+}
+
+class CapabilityTest : public FuseTest {
+  std::vector<std::string> mount_args() override { return {"-o", "capability"}; }
+};
+
+TEST_F(CapabilityTest, TheCapabilityOptionPassesThemThrough) {
+  std::ofstream(at("tool")) << "#!/bin/sh\n";
+  std::string cap = net_bind_capability();
+  ASSERT_EQ(::setxattr(at("tool").c_str(), "security.capability", cap.data(), cap.size(), 0), 0)
+      << std::strerror(errno);
+  char value[64];
+  ssize_t n = ::getxattr((brick_dir_ + "/tool").c_str(), "security.capability", value,
+                         sizeof value);
+  ASSERT_EQ(n, static_cast<ssize_t>(cap.size()));
+  EXPECT_EQ(std::string(value, static_cast<size_t>(n)), cap);
+  n = ::getxattr(at("tool").c_str(), "security.capability", value, sizeof value);
+  ASSERT_EQ(n, static_cast<ssize_t>(cap.size()));
+  EXPECT_EQ(std::string(value, static_cast<size_t>(n)), cap);
+  // Removing it reaches the brick as well.
+  ASSERT_EQ(::removexattr(at("tool").c_str(), "security.capability"), 0);
+  EXPECT_EQ(::getxattr((brick_dir_ + "/tool").c_str(), "security.capability", value,
+                       sizeof value),
+            -1);
+}
+
 // Runs `body` in a child process; returns its exit code.
 int in_child(const std::function<int()>& body) {
   pid_t pid = ::fork();
