@@ -197,6 +197,23 @@ Result<void> BrickService::apply_pre_op(
   return ok();
 }
 
+Result<void> BrickService::apply_post_op(
+    const google::protobuf::RepeatedPtrField<pb::ChangelogReq>& marks) {
+  // Unlike a pre-op, one bad mark does not hold back the others: the lock goes regardless, and
+  // every mark that stays is a heal that need not run. An inode that is gone keeps no marks.
+  Result<void> result = ok();
+  for (const auto& m : marks) {
+    auto g = Gfid::from_bytes(m.gfid());
+    if (!g || g->is_null()) {
+      result = fail(EINVAL);
+      continue;
+    }
+    auto r = fs_.meta().apply_changelog(*g, m.delta(), true);
+    if (!r && r.error().value != ESTALE) result = fail(r.error());
+  }
+  return result;
+}
+
 BrickService::~BrickService() { pool_->join(); }
 
 void BrickService::set_auth(std::vector<std::string> allow, std::vector<std::string> reject,
@@ -339,6 +356,21 @@ void BrickService::handle_inodelk(const rpc::ConnectionPtr& conn, const rpc::Fra
   auto end = range_end(req.start(), req.length());
   if (!end) return conn->reply_error(xid, end.error());
   RangeLock lock{LockOwner{conn->id(), req.owner()}, lock_mode(req.type()), req.start(), *end, 0};
+  if (req.type() == pb::UNLOCK && req.post_op_size() > 0) {
+    // The marks go to the metadata store, which is disk work: off the network thread.
+    ++in_flight_;
+    asio::post(*pool_, [this, conn, xid, req = std::move(req), lock, g = *gfid] {
+      Result<void> marked = apply_post_op(req.post_op());
+      locks_.lock_range(LockKind::kInode, req.domain(), g, lock, false, [](Result<void>) {});
+      if (marked) {
+        conn->reply(xid, pb::Empty());
+      } else {
+        conn->reply_error(xid, marked.error());
+      }
+      --in_flight_;
+    });
+    return;
+  }
   locks_.lock_range(LockKind::kInode, req.domain(), *gfid, lock, req.blocking(),
                     [conn, xid](Result<void> r) {
                       if (r) {
@@ -357,6 +389,21 @@ void BrickService::handle_entrylk(const rpc::ConnectionPtr& conn, const rpc::Fra
   if (!parent) return conn->reply_error(xid, parent.error());
   if (!req.name().empty()) {
     if (auto r = check_name(req.name()); !r) return conn->reply_error(xid, r.error());
+  }
+  if (req.type() == pb::UNLOCK && req.post_op_size() > 0) {
+    ++in_flight_;
+    asio::post(*pool_, [this, conn, xid, req = std::move(req), p = *parent] {
+      Result<void> marked = apply_post_op(req.post_op());
+      locks_.lock_entry(req.domain(), p, req.name(), LockMode::kUnlock,
+                        LockOwner{conn->id(), req.owner()}, false, [](Result<void>) {});
+      if (marked) {
+        conn->reply(xid, pb::Empty());
+      } else {
+        conn->reply_error(xid, marked.error());
+      }
+      --in_flight_;
+    });
+    return;
   }
   locks_.lock_entry(req.domain(), *parent, req.name(), lock_mode(req.type()),
                     LockOwner{conn->id(), req.owner()}, req.blocking(),
@@ -500,11 +547,22 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
 
     case pb::CREATE:
       return offload<pb::CreateReq>(
-          conn, frame, [this](Session& s, pb::CreateReq& req, Buffer&) -> Result<pb::CreateRsp> {
+          conn, frame,
+          [this, conn](Session& s, pb::CreateReq& req, Buffer&) -> Result<pb::CreateRsp> {
             RETURN_IF_ERROR(gfid_arg(req.parent()));
             ASSIGN_OR_RETURN(auto created, fs_.create(req));
             pb::CreateRsp rsp;
             Gfid g = *Gfid::from_bytes(created.attr.gfid());
+            // Only an inode made with the caller's new GFID: an existing file (no O_EXCL) may
+            // be locked by this very client already, and it must ask for that lock itself.
+            if (req.has_data_lock() && created.attr.gfid() == req.gfid()) {
+              const pb::InodelkReq& l = req.data_lock();
+              RangeLock lock{LockOwner{conn->id(), l.owner()}, LockMode::kWrite, 0, UINT64_MAX, 0};
+              bool granted = false;
+              locks_.lock_range(LockKind::kInode, l.domain(), g, lock, false,
+                                [&granted](Result<void> r) { granted = r.has_value(); });
+              rsp.set_locked(granted);
+            }
             *rsp.mutable_attr() = std::move(created.attr);
             rsp.set_fd(s.add(std::move(created.fd), g, false));
             return rsp;

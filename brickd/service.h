@@ -72,6 +72,9 @@ class BrickService : public rpc::ServiceHandler {
   // Applies a request's replication pre-op marks (before the operation itself).
   Result<void> apply_pre_op(
       const google::protobuf::RepeatedPtrField<pb::ChangelogReq>& marks);
+  // Applies an unlock's post-op marks, as many as can be.
+  Result<void> apply_post_op(
+      const google::protobuf::RepeatedPtrField<pb::ChangelogReq>& marks);
   void on_contention(uint64_t connection, LockKind kind, const std::string& domain,
                      const Gfid& gfid);
   template <class Req>

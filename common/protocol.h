@@ -6,7 +6,7 @@
 
 namespace mortar {
 
-inline constexpr uint32_t kBrickProtocolVersion = 1;
+inline constexpr uint32_t kBrickProtocolVersion = 2;
 
 // Extended attributes the brick keeps on its own files. Clients may not read or change
 // anything under this prefix.

@@ -1003,6 +1003,121 @@ TEST_F(BrickReplicationTest, EntrylkContentionIsToldToTheHolder) {
   EXPECT_EQ(a->call<pb::Empty>(pb::ENTRYLK, lk).error().value, EAGAIN) << "B holds it now";
 }
 
+// --- Locks that carry replication's work ---------------------------------------------------
+
+TEST_F(BrickReplicationTest, CreateTakesTheDataLockOnlyOnTheInodeItMakes) {
+  auto a = listening_client();
+  auto b = listening_client();
+  Gfid g = Gfid::random();
+  pb::CreateReq req;
+  req.set_parent(raw(kRoot));
+  req.set_name("f");
+  req.set_gfid(raw(g));
+  req.set_mode(0644);
+  req.set_flags(O_RDWR | O_CREAT);
+  pb::InodelkReq* want = req.mutable_data_lock();
+  want->set_domain("vol-replicate-0:data");
+  want->set_type(pb::WRITE_LOCK);
+  want->set_owner(1);
+  auto made = a->call<pb::CreateRsp>(pb::CREATE, req);
+  ASSERT_TRUE(made) << error_text(made.error());
+  EXPECT_EQ(made->attr().gfid(), raw(g));
+  EXPECT_TRUE(made->locked());
+
+  // Held by A's connection and owner, on the new inode, in that domain only.
+  pb::InodelkReq lk;
+  lk.set_domain("vol-replicate-0:data");
+  lk.set_gfid(raw(g));
+  lk.set_type(pb::WRITE_LOCK);
+  lk.set_owner(1);
+  EXPECT_EQ(b->call<pb::Empty>(pb::INODELK, lk).error().value, EAGAIN);
+  pb::InodelkReq other = lk;
+  other.set_domain("vol-replicate-0:metadata");
+  EXPECT_TRUE(b->call<pb::Empty>(pb::INODELK, other));
+  pb::InodelkReq unlock = lk;
+  unlock.set_type(pb::UNLOCK);
+  ASSERT_TRUE(a->call<pb::Empty>(pb::INODELK, unlock));
+  ASSERT_TRUE(b->call<pb::Empty>(pb::INODELK, lk)) << "A's unlock did not free it";
+
+  // An existing file is opened, not made: no lock (B holds it now, and a create never waits).
+  pb::CreateReq again = req;
+  again.set_gfid(raw(Gfid::random()));
+  auto opened = a->call<pb::CreateRsp>(pb::CREATE, again);
+  ASSERT_TRUE(opened) << error_text(opened.error());
+  EXPECT_EQ(opened->attr().gfid(), raw(g));
+  EXPECT_FALSE(opened->locked());
+
+  // Without data_lock, a create locks nothing.
+  pb::CreateReq plain = req;
+  plain.set_name("g");
+  plain.set_gfid(raw(Gfid::random()));
+  plain.clear_data_lock();
+  auto unlocked = a->call<pb::CreateRsp>(pb::CREATE, plain);
+  ASSERT_TRUE(unlocked);
+  EXPECT_FALSE(unlocked->locked()) << "locked without being asked";
+  pb::InodelkReq free_lk = lk;
+  free_lk.set_gfid(plain.gfid());
+  EXPECT_TRUE(b->call<pb::Empty>(pb::INODELK, free_lk)) << "a create without data_lock locked";
+}
+
+TEST_F(BrickReplicationTest, UnlockAppliesItsPostOpBeforeTheLockGoes) {
+  auto setup = connect();
+  auto f = setup->create(kRoot, "f");
+  ASSERT_TRUE(f);
+  Gfid g = gfid_of(f->attr());
+  auto d = setup->mkdir(kRoot, "d");
+  ASSERT_TRUE(d);
+  Gfid dir = gfid_of(*d);
+  auto a = listening_client();
+  auto b = listening_client();
+
+  // The inode lock: pre-op mark, then an unlock that takes it back.
+  pb::InodelkReq lk;
+  lk.set_domain("vol-replicate-0:data");
+  lk.set_gfid(raw(g));
+  lk.set_type(pb::WRITE_LOCK);
+  lk.set_owner(1);
+  ASSERT_TRUE(a->call<pb::Empty>(pb::INODELK, lk));
+  ASSERT_TRUE(a->call<pb::ChangelogRsp>(pb::CHANGELOG, mark(g, missed(1, kChangelogData))));
+  ASSERT_EQ(heal_index(*setup)->total(), 1u);
+  pb::InodelkReq wait = lk;
+  wait.set_blocking(true);
+  auto pending = b->start_call(pb::INODELK, wait);
+  ASSERT_TRUE(eventually([&] { return !a->contention().empty(); }, 5s));
+  pb::InodelkReq unlock = lk;
+  unlock.set_type(pb::UNLOCK);
+  *unlock.add_post_op() = mark(g, missed(1, kChangelogData, -1));
+  // A mark for an inode the brick no longer has is skipped, not an error.
+  *unlock.add_post_op() = mark(Gfid::random(), missed(1, kChangelogData, -1));
+  auto r = a->call<pb::Empty>(pb::INODELK, unlock);
+  ASSERT_TRUE(r) << error_text(r.error());
+  EXPECT_TRUE(all_zero(*changelog_of(*setup, g)));
+  EXPECT_EQ(heal_index(*setup)->total(), 0u);
+  ASSERT_EQ(pending.wait_for(5s), std::future_status::ready) << "the lock was kept";
+  EXPECT_TRUE(pending.get());
+
+  // The entry lock, with a bad mark beside a good one: the good one is applied, the caller is
+  // told, and the lock goes all the same.
+  pb::EntrylkReq elk;
+  elk.set_domain("vol-replicate-0");
+  elk.set_parent(raw(dir));
+  elk.set_name("x");
+  elk.set_type(pb::WRITE_LOCK);
+  elk.set_owner(1);
+  ASSERT_TRUE(a->call<pb::Empty>(pb::ENTRYLK, elk));
+  ASSERT_TRUE(a->call<pb::ChangelogRsp>(pb::CHANGELOG, mark(dir, missed(1, kChangelogEntry))));
+  pb::EntrylkReq eunlock = elk;
+  eunlock.set_type(pb::UNLOCK);
+  *eunlock.add_post_op() = mark(std::string("abc"), missed(1, kChangelogEntry, -1));
+  *eunlock.add_post_op() = mark(dir, missed(1, kChangelogEntry, -1));
+  auto er = a->call<pb::Empty>(pb::ENTRYLK, eunlock);
+  ASSERT_FALSE(er);
+  EXPECT_EQ(er.error().value, EINVAL);
+  EXPECT_TRUE(all_zero(*changelog_of(*setup, dir)));
+  EXPECT_EQ(heal_index(*setup)->total(), 0u);
+  EXPECT_TRUE(b->call<pb::Empty>(pb::ENTRYLK, elk)) << "the entry lock was kept";
+}
+
 TEST_F(BrickReplicationTest, ADisconnectedHolderReleasesItsLocks) {
   auto setup = connect();
   auto d = setup->mkdir(kRoot, "d");
