@@ -89,6 +89,7 @@ struct AttrPair {
 struct Created {
   pb::Iatt attr;
   FdPtr fd;
+  bool locked = false;  // protocol/client: the request's data_lock was granted
 };
 
 enum class Event {

@@ -14,6 +14,7 @@
 #include "tests/support/brick.h"
 #include "tests/support/replica_tree.h"
 #include "translators/afr/afr.h"
+#include "translators/protocol-client/protocol_client.h"
 #include "translators/graph.h"
 #include "translators/volfile.h"
 
@@ -119,6 +120,16 @@ class ReplicateTest : public ::testing::Test {
 
   uint64_t pending() { return run(afr_->pending_count()); }
 
+  // Calls each brick's protocol client has sent so far.
+  std::vector<uint64_t> calls() const {
+    std::vector<uint64_t> c;
+    for (size_t i = 0; i < bricks_.size(); ++i) {
+      auto* p = dynamic_cast<xl::ProtocolClient*>(graph_->find("vol-client-" + std::to_string(i)));
+      c.push_back(p ? p->calls_sent() : 0);
+    }
+    return c;
+  }
+
   // What the heal daemon does: heal every inode in the indexes until they are empty.
   bool heal_all(std::chrono::seconds timeout = 30s) {
     auto until = std::chrono::steady_clock::now() + timeout;
@@ -193,6 +204,58 @@ TEST_F(ReplicateTest, WritesReachEveryReplicaAndLeaveNoMarks) {
   EXPECT_EQ(t["/big.bin"].xattrs["user.owner"], "web");
   // The delayed post-op takes the dirty marks back within about a second.
   EXPECT_TRUE(eventually([&] { return pending() == 0; }, 5s));
+}
+
+TEST_F(ReplicateTest, ASmallFileCostsFourCallsPerReplica) {
+  // A long post-op delay: only the close can have given the file's lock and marks back below.
+  start(2, {{"post-op-delay-secs", "30"}});
+  Gfid root = Gfid::root();
+  put(root, "warm", "x");  // connections and the root's eager entry lock settled
+  std::vector<uint64_t> before = calls();
+  auto c = create(root, "page.html");
+  ASSERT_TRUE(c);
+  Gfid g = gfid_of(c->attr);
+  ASSERT_TRUE(write(c->fd, 0, "<p>one small file</p>"));
+  close(c->fd);
+  // The close starts the release at once, in the background: let it go out.
+  auto sent = [&](uint64_t n) {
+    std::vector<uint64_t> now = calls();
+    for (size_t i = 0; i < now.size(); ++i) {
+      if (now[i] - before[i] < n) return false;
+    }
+    return true;
+  };
+  EXPECT_TRUE(eventually([&] { return sent(4); }, 5s));
+  std::this_thread::sleep_for(200ms);  // room for a call too many
+  std::vector<uint64_t> after = calls();
+  // CREATE (with the entry pre-op and, granted by the brick, the data lock), WRITE, RELEASE,
+  // and INODELK UNLOCK carrying the data post-op: no separate lock or changelog call.
+  for (size_t i = 0; i < after.size(); ++i) {
+    EXPECT_EQ(after[i] - before[i], 4u) << "brick " << i;
+  }
+  auto marked = [&] {
+    for (const auto& e : run(afr_->pending_heals(10000))) {
+      if (e.gfid() == raw(g)) return true;
+    }
+    return false;
+  };
+  // (eventually: the unlock was sent, and may still be on its way)
+  EXPECT_TRUE(eventually([&] { return !marked(); }, 5s)) << "the close left the dirty marks";
+
+  // Nor its lock: another client writes (a held lock would be given up on contention, after
+  // the post-op, so this also shows the data is right after that hand-over).
+  auto other = make_graph();
+  ASSERT_TRUE(other);
+  auto* afr2 = dynamic_cast<Replicate*>(other->top());
+  ASSERT_TRUE(eventually([&] { return afr2->child_up(0) && afr2->child_up(1); }));
+  auto fd = run(afr2->open(xl::OpContext{}, g, O_RDWR));
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE(run(afr2->write(xl::OpContext{}, *fd, 0, Buffer::copy_of("<p>two</p>"))));
+  run(afr2->release(*fd));
+  EXPECT_TRUE(eventually([&] { return !marked(); }, 5s));
+  other.reset();
+  expect_replicas_identical();
+  EXPECT_EQ(tree(brick_dir(1))["/page.html"].content, "<p>two</p>ll file</p>");
 }
 
 TEST_F(ReplicateTest, ReadsSpreadByFileAndSurviveALostReplica) {

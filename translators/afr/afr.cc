@@ -371,16 +371,20 @@ asio::awaitable<Result<void>> Replicate::lock_children(Gfid gfid, LockKind kind,
 }
 
 asio::awaitable<void> Replicate::unlock_children(Gfid gfid, LockKind kind,
-                                                 std::vector<int> children, uint64_t owner) {
+                                                 std::vector<int> children, uint64_t owner,
+                                                 std::vector<std::optional<pb::ChangelogReq>> posts) {
   std::vector<Task<void>> ops;
-  for (int c : children) {
+  for (size_t i = 0; i < children.size(); ++i) {
+    int c = children[i];
     OpContext ctx;
+    const std::optional<pb::ChangelogReq>* post = i < posts.size() ? &posts[i] : nullptr;
     if (kind == kEntryLock) {
       pb::EntrylkReq req;
       req.set_domain(domain(kind));
       req.set_parent(raw(gfid));
       req.set_type(pb::UNLOCK);
       req.set_owner(owner);
+      if (post && *post) *req.add_post_op() = **post;
       ops.push_back(this->children()[c]->entrylk(ctx, req));
     } else {
       pb::InodelkReq req;
@@ -388,6 +392,7 @@ asio::awaitable<void> Replicate::unlock_children(Gfid gfid, LockKind kind,
       req.set_gfid(raw(gfid));
       req.set_type(pb::UNLOCK);
       req.set_owner(owner);
+      if (post && *post) *req.add_post_op() = **post;
       ops.push_back(this->children()[c]->inodelk(ctx, req));
     }
   }
@@ -630,19 +635,13 @@ asio::awaitable<void> Replicate::release_lock(std::shared_ptr<Inode> ino, Gfid g
     }
     dirty = s.dirty;
   }
-  // Post-op: take our dirty marks back, then let go of the lock.
-  std::vector<Task<pb::Changelog>> posts;
-  std::vector<int> posted;
-  for (int c : locked) {
-    if (dirty[c] > 0 && up_[c]) {
-      posts.push_back(
-          children()[c]->changelog(OpContext{}, mark(gfid, delta(n, kind_of_lock(kind), -dirty[c], {}))));
-      posted.push_back(c);
-    }
+  // Post-op: the brick takes our dirty marks back, then lets go of the lock, in one call.
+  std::vector<std::optional<pb::ChangelogReq>> posts(locked.size());
+  for (size_t i = 0; i < locked.size(); ++i) {
+    int c = locked[i];
+    if (dirty[c] > 0 && up_[c]) posts[i] = mark(gfid, delta(n, kind_of_lock(kind), -dirty[c], {}));
   }
-  std::vector<Result<pb::Changelog>> done = co_await all(std::move(posts));
-  (void)done;
-  co_await unlock_children(gfid, kind, locked, owner_);
+  co_await unlock_children(gfid, kind, locked, owner_, std::move(posts));
   std::lock_guard lock(ino->mu);
   Session& s = ino->sessions[kind];
   s.state = Session::State::kIdle;
@@ -970,8 +969,17 @@ boost::asio::awaitable<void> Replicate::release(FdPtr fd) {
     std::lock_guard lock((*fds)->mu);
     open = (*fds)->fds;
   }
-  for (size_t c = 0; c < open.size(); ++c) {
-    if (open[c]) co_await children()[c]->release(open[c]);
+  {
+    std::vector<Task<void>> closes;
+    for (size_t c = 0; c < open.size(); ++c) {
+      if (!open[c]) continue;
+      closes.push_back([](Translator* child, FdPtr f) -> Task<void> {
+        co_await child->release(std::move(f));
+        co_return ok();
+      }(children()[c], open[c]));
+    }
+    std::vector<Result<void>> closed = co_await all(std::move(closes));
+    (void)closed;
   }
   if (!fd->is_dir()) {
     // The last close of a burst: give the lock and dirty mark back now, not a second later.
@@ -1407,6 +1415,14 @@ Task<Created> Replicate::create(OpContext ctx, pb::CreateReq req) {
   Gfid parent = Gfid::from_bytes(req.parent()).value_or(Gfid());
   uint32_t flags = req.flags();
   req.set_flags(flags & ~static_cast<uint32_t>(O_TRUNC));
+  if (config_.eager_lock) {
+    // A new file's first write would otherwise start with a lock round trip: the bricks take
+    // the data lock for us as they create it (see adopt_create_locks).
+    pb::InodelkReq* l = req.mutable_data_lock();
+    l->set_domain(domain(kDataLock));
+    l->set_type(pb::WRITE_LOCK);
+    l->set_owner(owner_);
+  }
   auto call = [this, req](int c, OpContext cc) { return children()[c]->create(cc, req); };
   Result<std::vector<Result<Created>>> by_child = co_await entry_txn<Created>(ctx, parent, call);
   if (!by_child) co_return fail(by_child.error());
@@ -1437,9 +1453,56 @@ Task<Created> Replicate::create(OpContext ctx, pb::CreateReq req) {
     co_await blame(g, Kind::kMetadata, good, missing);
   }
   remember_new_inode(attr, good);
+  if (req.has_data_lock()) adopt_create_locks(g, *by_child);
   auto fd = std::make_shared<Fd>(g, flags, false);
   fd->set_context(this, fds);
   co_return Created{std::move(attr), std::move(fd)};
+}
+
+void Replicate::adopt_create_locks(const Gfid& gfid, const std::vector<Result<Created>>& by_child) {
+  size_t n = children().size();
+  std::vector<int> granted;
+  bool everywhere = true;
+  for (size_t c = 0; c < n; ++c) {
+    if (by_child[c] && by_child[c]->locked) {
+      granted.push_back(static_cast<int>(c));
+    } else if (by_child[c]) {
+      everywhere = false;  // an existing file, or somebody locked it first
+    }
+  }
+  if (granted.empty()) return;
+  auto ino = inode(gfid);
+  bool adopted = false;
+  if (everywhere) {
+    std::lock_guard lock(ino->mu);
+    Session& s = ino->sessions[kDataLock];
+    // A GFID this create chose: no transaction of ours can be on it yet, but stay safe.
+    if (s.state == Session::State::kIdle) {
+      s.state = Session::State::kHeld;
+      s.locked.assign(n, false);
+      for (int c : granted) s.locked[c] = true;
+      s.dirty.assign(n, 0);
+      s.dirty_sent.assign(n, false);
+      // Replicas the file was not created on are blamed already (create's blame).
+      s.blamed.assign(n, false);
+      for (size_t c = 0; c < n; ++c) {
+        if (!s.locked[c]) s.blamed[c] = true;
+      }
+      s.users = 0;
+      s.release_asap = false;
+      s.last_use = Clock::now();
+      ++s.generation;
+      adopted = true;
+    }
+  }
+  if (adopted) {
+    // Held like any eager lock: given back after the post-op delay, on contention or close.
+    schedule_release(ino, gfid, kDataLock);
+  } else {
+    // Half a lock would make writes blame the replicas that did not grant it: give it back and
+    // let the first write lock as usual.
+    spawn_background(unlock_children(gfid, kDataLock, granted, owner_));
+  }
 }
 
 // mknod, mkdir, symlink, link: the same shape, an inode answer.

@@ -161,8 +161,13 @@ class Replicate : public Translator {
   boost::asio::awaitable<Result<void>> lock_children(Gfid gfid, LockKind kind,
                                                      std::vector<int> children,
                                                      std::vector<int>& locked, uint64_t owner);
-  boost::asio::awaitable<void> unlock_children(Gfid gfid, LockKind kind, std::vector<int> children,
-                                               uint64_t owner);
+  // `posts`, by position in `children`: marks each brick applies before it unlocks.
+  boost::asio::awaitable<void> unlock_children(
+      Gfid gfid, LockKind kind, std::vector<int> children, uint64_t owner,
+      std::vector<std::optional<pb::ChangelogReq>> posts = {});
+  // A create asked the bricks for the new file's data lock: hold it as an eager lock if every
+  // replica that created the file granted it, else give back what was granted.
+  void adopt_create_locks(const Gfid& gfid, const std::vector<Result<Created>>& by_child);
   uint64_t heal_owner() const { return owner_ ^ 2; }
   uint64_t mover_owner() const { return owner_ ^ 4; }
   // Blames `failed` on `succeeded` for `kind` of `gfid` (pending marks), before acknowledging.

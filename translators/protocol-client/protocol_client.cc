@@ -271,7 +271,7 @@ Task<Created> ProtocolClient::create(OpContext ctx, pb::CreateReq req) {
   if (!r) co_return fail(r.error());
   Gfid g = Gfid::from_bytes(r->attr().gfid()).value_or(Gfid());
   FdPtr fd = remember(g, req.flags(), false, r->fd());
-  co_return Created{std::move(*r->mutable_attr()), std::move(fd)};
+  co_return Created{std::move(*r->mutable_attr()), std::move(fd), r->locked()};
 }
 
 Task<pb::Iatt> ProtocolClient::mknod(OpContext ctx, pb::MknodReq req) {
