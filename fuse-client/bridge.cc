@@ -699,6 +699,9 @@ struct FuseBridge::Callbacks {
     want(FUSE_CAP_READDIRPLUS);
     want(FUSE_CAP_READDIRPLUS_AUTO);
     want(FUSE_CAP_PARALLEL_DIROPS);
+    // With ACLs passed through, the kernel enforces them (with default_permissions, which
+    // every mortar mount has) and caches them, as it does the mode bits.
+    if (self->options_.acl) want(FUSE_CAP_POSIX_ACL);
     if (self->options_.writeback_cache) {
       want(FUSE_CAP_WRITEBACK_CACHE);
     } else {
@@ -847,22 +850,37 @@ struct FuseBridge::Callbacks {
     auto* b = bridge_of(req);
     b->spawn(b->statfs(req, b->graph(), ino));
   }
-  // Without the `capability` mount option, file capabilities stay on this side (see
-  // MountOptions::capability): answered here, without a coroutine or a brick.
-  static bool capability_off(FuseBridge* b, const char* name) {
-    return !b->options_.capability && std::strcmp(name, "security.capability") == 0;
+  // Extended attributes this mount keeps away from the bricks (MountOptions::acl, selinux,
+  // capability), answered here without a coroutine or a round trip: `ls -l` asks for two of
+  // them on every file, and the kernel for security.capability before every write.
+  enum class Withheld { kNo, kAcl, kSecurity };
+  static Withheld withheld(const FuseBridge* b, const char* name) {
+    const MountOptions& o = b->options_;
+    if (!o.acl && (std::strcmp(name, "system.posix_acl_access") == 0 ||
+                   std::strcmp(name, "system.posix_acl_default") == 0)) {
+      return Withheld::kAcl;
+    }
+    if (!o.selinux && std::strncmp(name, "security.", 9) == 0 &&
+        !(o.capability && std::strcmp(name, "security.capability") == 0)) {
+      return Withheld::kSecurity;
+    }
+    return Withheld::kNo;
   }
   static void setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
                        size_t size, int flags) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("SETXATTR {} {}", ino, name);
-    if (capability_off(b, name)) return (void)fuse_reply_err(req, EOPNOTSUPP);
+    if (withheld(b, name) != Withheld::kNo) return (void)fuse_reply_err(req, EOPNOTSUPP);
     b->spawn(b->setxattr(req, b->graph(), ino, name, std::string(value, size), flags));
   }
   static void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     auto* b = bridge_of(req);
     if (b->options_.debug) MLOG_DEBUG("GETXATTR {} {}", ino, name);
-    if (capability_off(b, name)) return (void)fuse_reply_err(req, ENODATA);
+    switch (withheld(b, name)) {
+      case Withheld::kAcl: return (void)fuse_reply_err(req, EOPNOTSUPP);
+      case Withheld::kSecurity: return (void)fuse_reply_err(req, ENODATA);
+      case Withheld::kNo: break;
+    }
     b->spawn(b->getxattr(req, b->graph(), ino, name, size));
   }
   static void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
@@ -871,7 +889,11 @@ struct FuseBridge::Callbacks {
   }
   static void removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     auto* b = bridge_of(req);
-    if (capability_off(b, name)) return (void)fuse_reply_err(req, ENODATA);
+    switch (withheld(b, name)) {
+      case Withheld::kAcl: return (void)fuse_reply_err(req, EOPNOTSUPP);
+      case Withheld::kSecurity: return (void)fuse_reply_err(req, ENODATA);
+      case Withheld::kNo: break;
+    }
     b->spawn(b->removexattr(req, b->graph(), ino, name));
   }
   static void getlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock) {

@@ -346,6 +346,9 @@ int main(int argc, char** argv) {
     app.add_option("--log-level", inv.options.log_level, "trace, debug, info, warn or error")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
     app.add_flag("--debug", inv.options.debug, "Log every operation (implies --log-level debug)");
+    app.add_flag("--acl", inv.options.acl, "Store and enforce POSIX ACLs");
+    app.add_flag("--selinux", inv.options.selinux,
+                 "Pass security.* attributes (SELinux labels) to the bricks");
     app.add_flag("--capability", inv.options.capability,
                  "Pass file capabilities (security.capability) to the bricks");
     app.add_option("--wait-up", inv.wait_up_seconds,

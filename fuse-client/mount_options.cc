@@ -128,6 +128,10 @@ xl::Checked<void> apply_mount_options(std::string_view list, MountOptions& out,
       out.read_only = true;
     } else if (key == "debug") {
       out.debug = true;
+    } else if (key == "acl") {
+      out.acl = true;
+    } else if (key == "selinux") {
+      out.selinux = true;
     } else if (key == "capability") {
       out.capability = true;
     } else if (std::find(kKernelFlags.begin(), kKernelFlags.end(), key) != kKernelFlags.end()) {

@@ -28,8 +28,12 @@ struct MountOptions {
   bool direct_io = false;
   bool read_only = false;
   bool debug = false;                       // log every operation
-  // security.capability reaches the bricks (file capabilities, setcap). Off, as in GlusterFS:
-  // the kernel asks for it before every write to a file, a brick round trip each time.
+  // Names the kernel or ls(1) asks about for every file, answered by the client unless the
+  // mount passes them to the bricks, as a GlusterFS mount does without the same options:
+  // POSIX ACLs (`acl`: stored on the bricks and enforced by the kernel), security.* labels
+  // (`selinux`), and security.capability alone (`capability`: setcap, without SELinux labels).
+  bool acl = false;
+  bool selinux = false;
   bool capability = false;
   std::vector<std::string> kernel_options;  // passed to mount(2): nodev, noatime, ...
   int volfile_max_fetch_attempts = 3;       // rounds over the volfile servers at mount time

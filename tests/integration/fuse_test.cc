@@ -311,6 +311,33 @@ TEST_F(FuseTest, ExtendedAttributes) {
   EXPECT_EQ(::setxattr(at("x").c_str(), "trusted.mortar.gfid", "x", 1, 0), -1);
 }
 
+// Runs `body` in a child process; returns its exit code.
+int in_child(const std::function<int()>& body) {
+  pid_t pid = ::fork();
+  if (pid == 0) ::_exit(body());
+  int status;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// An access ACL in the kernel's xattr form: the owner rw, user `uid` r, nobody else.
+std::string read_only_acl(uint32_t uid) {
+  struct Entry {
+    uint16_t tag, perm;
+    uint32_t id;
+  };
+  constexpr uint32_t kUndefined = 0xffffffffu;
+  std::vector<Entry> entries = {{0x01, 6, kUndefined},  // ACL_USER_OBJ
+                                {0x02, 4, uid},         // ACL_USER
+                                {0x04, 0, kUndefined},  // ACL_GROUP_OBJ
+                                {0x10, 4, kUndefined},  // ACL_MASK
+                                {0x20, 0, kUndefined}}; // ACL_OTHER
+  uint32_t version = 2;
+  std::string out(reinterpret_cast<const char*>(&version), sizeof version);
+  for (const Entry& e : entries) out.append(reinterpret_cast<const char*>(&e), sizeof e);
+  return out;
+}
+
 // A file capability as setcap(8) writes it: revision 2, effective, cap_net_bind_service.
 std::string net_bind_capability() {
   uint32_t words[5] = {0x02000000u | 1u /* VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE */,
@@ -318,24 +345,33 @@ std::string net_bind_capability() {
   return std::string(reinterpret_cast<const char*>(words), sizeof words);
 }
 
-TEST_F(FuseTest, FileCapabilitiesStayOffTheBricksByDefault) {
+// What `ls -l` and the kernel ask about on their own, for every file.
+TEST_F(FuseTest, AclsAndSecurityLabelsStayOffTheBricksByDefault) {
   std::ofstream(at("tool")) << "#!/bin/sh\n";
   std::string cap = net_bind_capability();
   char value[64];
-  // As a GlusterFS mount without --capability: nothing to read, and setting is refused.
-  EXPECT_EQ(::getxattr(at("tool").c_str(), "security.capability", value, sizeof value), -1);
-  EXPECT_EQ(errno, ENODATA);
+  // As a GlusterFS mount without acl, selinux and capability: no labels, no file
+  // capabilities, and ACLs not supported.
+  for (const char* name : {"security.capability", "security.selinux"}) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(::getxattr(at("tool").c_str(), name, value, sizeof value), -1);
+    EXPECT_EQ(errno, ENODATA);
+  }
   EXPECT_EQ(::setxattr(at("tool").c_str(), "security.capability", cap.data(), cap.size(), 0), -1);
+  EXPECT_EQ(errno, EOPNOTSUPP);
+  EXPECT_EQ(::setxattr(at("tool").c_str(), "security.mortar-test", "v", 1, 0), -1);
   EXPECT_EQ(errno, EOPNOTSUPP);
   EXPECT_EQ(::getxattr((brick_dir_ + "/tool").c_str(), "security.capability", value,
                        sizeof value),
             -1);
-  // Other security.* names still reach the brick.
-  EXPECT_EQ(::setxattr(at("tool").c_str(), "security.mortar-test", "v", 1, 0), 0)
-      << std::strerror(errno);
-  EXPECT_EQ(::getxattr((brick_dir_ + "/tool").c_str(), "security.mortar-test", value,
-                       sizeof value),
-            1);
+  std::string acl = read_only_acl(65534);
+  EXPECT_EQ(::getxattr(at("tool").c_str(), "system.posix_acl_access", value, sizeof value), -1);
+  EXPECT_EQ(errno, EOPNOTSUPP);
+  EXPECT_EQ(::setxattr(at("tool").c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0),
+            -1);
+  EXPECT_EQ(errno, EOPNOTSUPP);
+  // The user's own names still go through.
+  EXPECT_EQ(::setxattr(at("tool").c_str(), "user.k", "v", 1, 0), 0) << std::strerror(errno);
 }
 
 class CapabilityTest : public FuseTest {
@@ -360,15 +396,79 @@ TEST_F(CapabilityTest, TheCapabilityOptionPassesThemThrough) {
   EXPECT_EQ(::getxattr((brick_dir_ + "/tool").c_str(), "security.capability", value,
                        sizeof value),
             -1);
+  // Only that name: other labels are for `selinux`.
+  EXPECT_EQ(::getxattr(at("tool").c_str(), "security.selinux", value, sizeof value), -1);
+  EXPECT_EQ(errno, ENODATA);
 }
 
-// Runs `body` in a child process; returns its exit code.
-int in_child(const std::function<int()>& body) {
-  pid_t pid = ::fork();
-  if (pid == 0) ::_exit(body());
-  int status;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+class SelinuxTest : public FuseTest {
+  std::vector<std::string> mount_args() override { return {"-o", "selinux"}; }
+};
+
+TEST_F(SelinuxTest, TheSelinuxOptionPassesSecurityLabelsThrough) {
+  std::ofstream(at("f")) << "x";
+  ASSERT_EQ(::setxattr(at("f").c_str(), "security.mortar-test", "label", 5, 0), 0)
+      << std::strerror(errno);
+  char value[64];
+  EXPECT_EQ(::getxattr((brick_dir_ + "/f").c_str(), "security.mortar-test", value, sizeof value),
+            5);
+  EXPECT_EQ(::getxattr(at("f").c_str(), "security.mortar-test", value, sizeof value), 5);
+}
+
+class AclTest : public FuseTest {
+  std::vector<std::string> mount_args() override { return {"-o", "acl"}; }
+};
+
+// Whether user `uid` can open `path` for reading.
+bool readable_by(uid_t uid, const std::string& path) {
+  return in_child([&] {
+           if (::setgid(65534) != 0 || ::setuid(uid) != 0) return 2;
+           int fd = ::open(path.c_str(), O_RDONLY);
+           if (fd < 0) return errno == EACCES ? 1 : 3;
+           ::close(fd);
+           return 0;
+         }) == 0;
+}
+
+TEST_F(AclTest, TheAclOptionStoresAndEnforcesThem) {
+  // The brick's own file system must keep ACLs for this to mean anything.
+  std::string probe = dir_ / "acl-probe";
+  std::ofstream(probe) << "x";
+  std::string acl = read_only_acl(65534);
+  if (::setxattr(probe.c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0) != 0) {
+    GTEST_SKIP() << "the test directory's file system has no POSIX ACLs";
+  }
+  std::ofstream(at("secret")) << "for nobody's eyes";
+  ASSERT_EQ(::chmod(at("secret").c_str(), 0600), 0);
+  ASSERT_EQ(::chmod(mnt_.c_str(), 0755), 0);
+  EXPECT_FALSE(readable_by(65534, at("secret")));
+  ASSERT_EQ(::setxattr(at("secret").c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0),
+            0)
+      << std::strerror(errno);
+  EXPECT_TRUE(readable_by(65534, at("secret"))) << "the ACL is not enforced";
+  EXPECT_FALSE(readable_by(65533, at("secret"))) << "the ACL lets in the wrong user";
+  // Stored on the brick, which keeps the mode's group bits as the ACL's mask (r--).
+  char value[128];
+  EXPECT_GT(::getxattr((brick_dir_ + "/secret").c_str(), "system.posix_acl_access", value,
+                       sizeof value),
+            0);
+  struct stat st{};
+  ASSERT_EQ(::stat(at("secret").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+
+  // A directory's default ACL is inherited by what is made in it (masked by the create's
+  // group bits, as POSIX has it).
+  ASSERT_EQ(::mkdir(at("shared").c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(at("shared").c_str(), 0755), 0);
+  ASSERT_EQ(::setxattr(at("shared").c_str(), "system.posix_acl_default", acl.data(), acl.size(),
+                       0),
+            0)
+      << std::strerror(errno);
+  int fd = ::open(at("shared/report").c_str(), O_CREAT | O_WRONLY, 0640);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  EXPECT_TRUE(readable_by(65534, at("shared/report"))) << "the default ACL was not inherited";
+  EXPECT_FALSE(readable_by(65533, at("shared/report")));
 }
 
 TEST_F(FuseTest, FcntlAndFlockConflictAcrossProcesses) {

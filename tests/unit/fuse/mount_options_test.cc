@@ -11,7 +11,7 @@ TEST(MountOptions, GlusterAndMortarSpellings) {
   ASSERT_TRUE(apply_mount_options(
       "volfile=/etc/v.vol,attribute-timeout=2,entry_timeout=500ms,negative-timeout=1,"
       "kernel-writeback-cache=yes,max_write=128KB,direct-io-mode=enable,log-level=WARNING,"
-      "backup-volfile-servers=s2:s3,ro,noatime,nodev,capability",
+      "backup-volfile-servers=s2:s3,ro,noatime,nodev,acl,selinux,capability",
       o, warnings));
   EXPECT_TRUE(warnings.empty());
   EXPECT_EQ(o.volfile, "/etc/v.vol");
@@ -24,14 +24,18 @@ TEST(MountOptions, GlusterAndMortarSpellings) {
   EXPECT_EQ(o.log_level, "warn");
   EXPECT_EQ(o.volfile_servers, (std::vector<std::string>{"s2", "s3"}));
   EXPECT_TRUE(o.read_only);
+  EXPECT_TRUE(o.acl);
+  EXPECT_TRUE(o.selinux);
   EXPECT_TRUE(o.capability);
   EXPECT_EQ(o.kernel_options, (std::vector<std::string>{"noatime", "nodev"}));
 }
 
-TEST(MountOptions, FileCapabilitiesAreOffUnlessAskedFor) {
+TEST(MountOptions, AclsLabelsAndCapabilitiesAreOffUnlessAskedFor) {
   MountOptions o;
   std::vector<std::string> warnings;
   ASSERT_TRUE(apply_mount_options("ro,noatime", o, warnings));
+  EXPECT_FALSE(o.acl);
+  EXPECT_FALSE(o.selinux);
   EXPECT_FALSE(o.capability);
 }
 
