@@ -224,6 +224,11 @@ void BrickService::set_auth(std::vector<std::string> allow, std::vector<std::str
   options_.auth_trusted = std::move(trusted);
 }
 
+bool BrickService::connected(uint64_t connection) {
+  std::lock_guard lock(conns_mu_);
+  return conns_.contains(connection);
+}
+
 uint64_t BrickService::call_count(uint32_t proc) const {
   return proc < calls_.size() ? calls_[proc].load() : 0;
 }
@@ -561,6 +566,15 @@ void BrickService::on_call(const rpc::ConnectionPtr& conn, rpc::Frame frame) {
               bool granted = false;
               locks_.lock_range(LockKind::kInode, l.domain(), g, lock, false,
                                 [&granted](Result<void> r) { granted = r.has_value(); });
+              if (granted && !connected(conn->id())) {
+                // The connection closed while this worker ran: its locks were released
+                // before this one existed, and nobody would ever release this one.
+                RangeLock unlock = lock;
+                unlock.mode = LockMode::kUnlock;
+                locks_.lock_range(LockKind::kInode, l.domain(), g, unlock, false,
+                                  [](Result<void>) {});
+                granted = false;
+              }
               rsp.set_locked(granted);
             }
             *rsp.mutable_attr() = std::move(created.attr);

@@ -72,6 +72,8 @@ class BrickService : public rpc::ServiceHandler {
   // Applies a request's replication pre-op marks (before the operation itself).
   Result<void> apply_pre_op(
       const google::protobuf::RepeatedPtrField<pb::ChangelogReq>& marks);
+  // Whether the connection is still open (on_close has not run for it).
+  bool connected(uint64_t connection);
   // Applies an unlock's post-op marks, as many as can be.
   Result<void> apply_post_op(
       const google::protobuf::RepeatedPtrField<pb::ChangelogReq>& marks);

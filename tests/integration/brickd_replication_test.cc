@@ -1060,6 +1060,42 @@ TEST_F(BrickReplicationTest, CreateTakesTheDataLockOnlyOnTheInodeItMakes) {
   EXPECT_TRUE(b->call<pb::Empty>(pb::INODELK, free_lk)) << "a create without data_lock locked";
 }
 
+class SlowCreateTest : public BrickReplicationTest {
+  std::vector<std::string> extra_args() override { return {"--inject-delay", "CREATE:1000"}; }
+};
+
+// A create still on the brick's disk thread when its client hangs up (as a client does that
+// gave up on a hung brick): the lock it asked for must not outlive the connection.
+TEST_F(SlowCreateTest, ACreatesLockIsNotGrantedToAClosedConnection) {
+  auto setup = connect();
+  auto a = listening_client();
+  auto b = listening_client();
+  Gfid g = Gfid::random();
+  pb::CreateReq req;
+  req.set_parent(raw(kRoot));
+  req.set_name("f");
+  req.set_gfid(raw(g));
+  req.set_mode(0644);
+  req.set_flags(O_RDWR | O_CREAT);
+  pb::InodelkReq* want = req.mutable_data_lock();
+  want->set_domain("vol-replicate-0:data");
+  want->set_type(pb::WRITE_LOCK);
+  want->set_owner(1);
+  auto pending = a->start_call(pb::CREATE, req);
+  std::this_thread::sleep_for(200ms);
+  a->disconnect();
+  // The create itself still happens.
+  ASSERT_TRUE(eventually([&] { return bool(setup->lookup(kRoot, "f")); }, 5s));
+  pb::InodelkReq lk;
+  lk.set_domain("vol-replicate-0:data");
+  lk.set_gfid(raw(g));
+  lk.set_type(pb::WRITE_LOCK);
+  lk.set_owner(2);
+  EXPECT_TRUE(eventually([&] { return bool(b->call<pb::Empty>(pb::INODELK, lk)); }, 3s))
+      << "the closed connection holds the lock";
+  pending.wait();
+}
+
 TEST_F(BrickReplicationTest, UnlockAppliesItsPostOpBeforeTheLockGoes) {
   auto setup = connect();
   auto f = setup->create(kRoot, "f");
