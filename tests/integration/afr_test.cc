@@ -275,6 +275,39 @@ TEST_F(ReplicateTest, ReadsSpreadByFileAndSurviveALostReplica) {
   }
 }
 
+TEST_F(ReplicateTest, AReaderOpensOneReplicaAndFailsOverToTheOther) {
+  start(2);
+  Gfid root = Gfid::root();
+  put(root, "page.html", "served from one replica");
+  ASSERT_TRUE(eventually([&] { return pending() == 0; }, 5s));
+  auto found = run(afr_->lookup(xl::OpContext{}, root, "page.html"));
+  ASSERT_TRUE(found);
+  std::vector<uint64_t> before = calls();
+  auto fd = open(gfid_of(*found), O_RDONLY);
+  ASSERT_TRUE(fd) << fd.error().message();
+  std::vector<uint64_t> after = calls();
+  int opened = -1;
+  for (int i = 0; i < 2; ++i) {
+    if (after[i] != before[i]) {
+      EXPECT_EQ(opened, -1) << "a read-only open went to both replicas";
+      opened = i;
+    }
+  }
+  ASSERT_NE(opened, -1);
+  auto r = read(*fd, 0, 100);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, "served from one replica");
+  EXPECT_EQ(calls()[1 - opened], before[1 - opened]) << "the read did not go to the open replica";
+
+  // The replica it reads from goes away: the same open file reads on from the other.
+  bricks_[opened]->kill9();
+  ASSERT_TRUE(eventually([&] { return !afr_->child_up(opened); }));
+  r = read(*fd, 7, 100);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, "from one replica");
+  close(*fd);
+}
+
 TEST_F(ReplicateTest, ChangesWhileAReplicaIsDownAreBlamedAndHealed) {
   start(2);
   Gfid root = Gfid::root();

@@ -917,9 +917,27 @@ Task<FdPtr> Replicate::open(OpContext ctx, Gfid gfid, uint32_t flags) {
   if (up.empty()) co_return fail(ENOTCONN);
   // Truncation changes data: it goes through a transaction, not through open.
   uint32_t child_flags = flags & ~static_cast<uint32_t>(O_TRUNC);
+  if ((flags & O_ACCMODE) == O_RDONLY && !(flags & O_TRUNC)) {
+    // A reader needs only the replica it reads from; child_fd opens another if a read fails
+    // over (or a lock or fsync asks for it). Half the opens and closes of a web server's reads.
+    int reader = read_child(inode(gfid), gfid, Kind::kData);
+    if (reader >= 0) up = {reader};
+  }
   std::vector<Task<FdPtr>> ops;
   for (int c : up) ops.push_back(children()[c]->open(ctx, gfid, child_flags));
   std::vector<Result<FdPtr>> got = co_await all(std::move(ops));
+  if (up.size() == 1 && !got[0] && up_children().size() > 1) {
+    // The reader's replica refused: the others may still have the file.
+    int refused = up[0];
+    up.clear();
+    for (int c : up_children()) {
+      if (c != refused) up.push_back(c);
+    }
+    ops.clear();
+    for (int c : up) ops.push_back(children()[c]->open(ctx, gfid, child_flags));
+    std::vector<Result<FdPtr>> others = co_await all(std::move(ops));
+    got = std::move(others);
+  }
   auto fds = std::make_shared<ChildFds>();
   fds->fds.resize(children().size());
   Errno error(ENOTCONN);
